@@ -1,0 +1,22 @@
+"""A client company's portal: served on that company's own domains."""
+
+from django.urls import include, path
+
+from portal import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("contacts/", views.contact_list, name="contact_list"),
+    path("contacts/new/", views.contact_edit, name="contact_create"),
+    path("contacts/import/", views.contact_import, name="contact_import"),
+    path("contacts/<int:contact_id>/", views.contact_detail, name="contact_detail"),
+    path("contacts/<int:contact_id>/edit/", views.contact_edit, name="contact_edit"),
+    path("contacts/<int:contact_id>/delete/", views.contact_delete, name="contact_delete"),
+    path("team/", views.team, name="team"),
+    path("team/invite/", views.team_invite, name="team_invite"),
+    path("team/invitations/<int:invitation_id>/revoke/", views.team_revoke, name="team_revoke"),
+    path("activity/", views.activity, name="activity"),
+    path("settings/", views.company_settings, name="company_settings"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("tenants.urls_accounts")),
+]
