@@ -237,13 +237,21 @@ if REDIS_URL:
 else:
     # No Redis: a PostgreSQL-backed layer (LISTEN/NOTIFY) still carries messages between
     # processes; see docs/decisions/0003-channel-layer.md.
-    _layer_db = {k: v for k, v in _db.items() if k in {"NAME", "USER", "PASSWORD", "HOST", "PORT"}}
+    # channels_postgres runs some of its queries through the ORM on this alias (same
+    # database; its tables live in the public schema). Tests mirror it onto the test database.
+    DATABASES["channels_postgres"] = {
+        **_db,
+        "ENGINE": "django.db.backends.postgresql",
+        "TEST": {"MIRROR": "default"},
+    }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_postgres.core.PostgresChannelLayer",
             "CONFIG": {
+                **_db,
                 "ENGINE": "django.db.backends.postgresql",
-                **_layer_db,
+                "TIME_ZONE": None,
+                "OPTIONS": {},
                 "PSYCOPG_OPTIONS": {"min_size": 1, "max_size": 4},
             },
         }

@@ -52,9 +52,13 @@ class TenantLocaleMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         language = self.pick(request)
-        translation.activate(language)
         request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
-        response = self.get_response(request)
+        # override() restores the thread's previous language afterwards, so a request never
+        # leaves its language behind for whatever runs next on this thread.
+        with translation.override(language):
+            response = self.get_response(request)
+            if hasattr(response, "render") and not getattr(response, "is_rendered", True):
+                response.render()
         response.headers.setdefault("Content-Language", language)
         response.headers["Vary"] = ", ".join(
             filter(None, [response.headers.get("Vary"), "Cookie, Accept-Language"])

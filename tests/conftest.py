@@ -71,17 +71,41 @@ def _create_cast() -> None:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+def django_db_setup(django_test_environment, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Always build the test database (pytest-django skips it when no test carries the
+    django_db mark, e.g. the job-queue tests that commit for a real worker)."""
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():
+        config = setup_databases(
+            verbosity=0, interactive=False, aliases={"default"}, serialized_aliases=set()
+        )
+        assert connection.settings_dict["NAME"].startswith("test_"), (
+            "refusing to seed a non-test database"
+        )
         _create_cast()
         connection.set_schema_to_public()
+    yield
+    with django_db_blocker.unblock():
+        # Connections opened by worker threads, channel layers and subprocesses would make
+        # DROP DATABASE fail; they belong to this test run, so end them first.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        teardown_databases(config, verbosity=0)
 
 
 @pytest.fixture(autouse=True)
-def _public_schema_after_test():  # type: ignore[no-untyped-def]
-    """Requests switch the connection's schema; never let one test inherit another's."""
+def _public_schema_after_test(request):  # type: ignore[no-untyped-def]
+    """Requests switch the connection's schema; never let one test inherit another's.
+
+    Only for tests that use the database: pure-core tests run without Django at all.
+    """
     yield
-    connection.set_schema_to_public()
+    if "django_db_setup" in request.fixturenames:
+        connection.set_schema_to_public()
 
 
 @pytest.fixture
