@@ -1,0 +1,335 @@
+"""Estimated-wait-time estimators, the replay driver and the queue simulator (pure, no Django)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from routing.engine.calllog import CallRecord
+from routing.engine.ewt import (
+    ESTIMATORS,
+    Estimate,
+    Estimator,
+    make_estimator,
+    replay,
+)
+from routing.engine.queue_sim import SimConfig, simulate
+from routing.erlang import erlang_a, erlang_c_metrics
+
+PRIOR_SERVICE_S = 180.0  # estimators' prior mean service time before any call completes
+PRIOR_THETA = 1 / 600.0  # and their prior abandonment rate
+
+
+def two_agents_busy(name: str) -> Estimator:
+    """A queue whose two agents (A, B) both started a call at t = 0."""
+    est = make_estimator(name)
+    for call in ("A", "B"):
+        est.on_enter(call, 0.0, 0)
+        est.estimate(call, 0.0)
+        est.on_service_start(call, 0.0)
+    return est
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimators on tiny hand-made logs
+# ---------------------------------------------------------------------------------------------
+
+
+def test_registry_lists_the_literature_and_ours() -> None:
+    assert set(ESTIMATORS) == {"ql", "ql-m", "ql-mp", "hol", "les", "avg-les", "blend"}
+    for name, cls in ESTIMATORS.items():
+        assert cls.name == name and cls.description
+        assert isinstance(make_estimator(name), Estimator)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        make_estimator("oracle")
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_idle_agent_means_no_wait(name: str) -> None:
+    est = make_estimator(name)
+    assert est.estimate(0, 0.0) == Estimate(0.0, 0.0, 0.0)  # nothing known: assume someone free
+    est.on_enter("A", 5.0, 0)
+    assert est.estimate("A", 5.0).seconds == 0.0
+
+
+def test_queue_length_estimators_by_hand() -> None:
+    ql, qlm = two_agents_busy("ql"), two_agents_busy("ql-m")
+    for est in (ql, qlm):
+        est.on_enter("C", 10.0, 0)
+    # Both agents busy, nobody ahead: one service slot, 1 / (s mu) = 180 / 2.
+    assert ql.estimate("C", 10.0).seconds == pytest.approx(PRIOR_SERVICE_S / 2)
+    assert qlm.estimate("C", 10.0).seconds == pytest.approx(PRIOR_SERVICE_S / 2)
+    for est in (ql, qlm):
+        est.on_enter("D", 20.0, 0)
+    assert ql.estimate("D", 20.0).seconds == pytest.approx(PRIOR_SERVICE_S)  # (k + 1)/(s mu)
+    # QL-m: the caller ahead may hang up, so the second slot comes at rate s mu + theta.
+    s_mu = 2 / PRIOR_SERVICE_S
+    assert qlm.estimate("D", 20.0).seconds == pytest.approx(
+        1 / s_mu + 1 / (s_mu + PRIOR_THETA), rel=1e-9
+    )
+    # A position works like a queued caller's id.
+    assert ql.estimate(1, 20.0).seconds == pytest.approx(PRIOR_SERVICE_S)
+    assert ql.estimate(5, 20.0).seconds == pytest.approx(3 * PRIOR_SERVICE_S)
+    with pytest.raises(ValueError):
+        ql.estimate(-1, 20.0)
+
+
+def test_delay_history_estimators_by_hand() -> None:
+    hol, les, avg = (two_agents_busy(n) for n in ("hol", "les", "avg-les"))
+    for est in (hol, les, avg):
+        est.on_enter("C", 10.0, 0)
+        est.on_enter("D", 20.0, 0)
+    assert hol.estimate("D", 20.0).seconds == pytest.approx(10.0)  # C has waited 10 s
+    # No one has been answered after waiting yet: LES has only zero-wait history.
+    assert les.estimate("D", 20.0).seconds == pytest.approx(0.0)
+    for est in (hol, les, avg):
+        est.on_service_end("A", 100.0)
+        est.on_service_start("C", 100.0)  # C waited 90 s
+        est.on_enter("E", 110.0, 0)
+    assert hol.estimate("E", 110.0).seconds == pytest.approx(90.0)  # D, 20 -> 110
+    assert les.estimate("E", 110.0).seconds == pytest.approx(90.0)
+    # The last 10 answered: A, B (0 s) and C (90 s).
+    assert avg.estimate("E", 110.0).seconds == pytest.approx(30.0)
+
+
+def test_priority_callers_jump_the_queue() -> None:
+    qlm, qlmp = two_agents_busy("ql-m"), two_agents_busy("ql-mp")
+    for est in (qlm, qlmp):
+        est.on_enter("C", 10.0, 0)
+        est.on_enter("P", 30.0, 1)  # 90 s head start: queues as if it came at -60
+        assert est.observer.position("P") == 0
+        assert est.observer.position("C") == 1
+        est.on_enter("Q", 200.0, 1)  # 110 s after C: C keeps its place ahead of Q
+        assert est.observer.position("Q") == 2
+        est.on_enter("R", 205.0, 0)
+    # Priority callers keep arriving, so a regular caller expects to be overtaken.
+    assert qlmp.estimate("R", 205.0).seconds > qlm.estimate("R", 205.0).seconds
+    # Nobody outranks a priority caller: ql-mp is ql-m for it.
+    assert qlmp.estimate("Q", 205.0).seconds == pytest.approx(qlm.estimate("Q", 205.0).seconds)
+
+
+def test_abandonment_updates_patience_estimate_and_queue() -> None:
+    est = two_agents_busy("ql-m")
+    theta0 = est.observer.abandon_rate
+    est.on_enter("C", 10.0, 0)
+    est.on_enter("D", 20.0, 0)
+    est.on_abandon("C", 40.0)
+    assert est.observer.position("D") == 0
+    assert est.observer.abandon_rate > theta0
+    # Unknown ids in later events are ignored (a replay may start mid-stream).
+    est.on_abandon("ghost", 41.0)
+    est.on_service_start("ghost", 41.0)
+    est.on_service_end("ghost", 42.0)
+
+
+def test_intervals_bracket_the_estimate_and_calibrate() -> None:
+    est = make_estimator("ql")
+    e = est.estimate(3, 0.0)
+    assert e.low <= e.seconds <= e.high
+    # One agent; every caller waits exactly twice what QL predicts: after the warm-up the
+    # interval's top follows the observed ratio.
+    est.on_enter("busy", 0.0, 0)
+    est.estimate("busy", 0.0)
+    est.on_service_start("busy", 0.0)
+    t = 1.0
+    for i in range(80):
+        call = f"c{i}"
+        est.on_enter(call, t, 0)
+        predicted = est.estimate(call, t).seconds
+        t += 2 * predicted
+        est.on_service_end("busy" if i == 0 else f"c{i - 1}", t)
+        est.on_service_start(call, t)
+    est.on_enter("last", t, 0)
+    e = est.estimate("last", t)
+    assert e.high == pytest.approx(2 * e.seconds, rel=1e-9)
+    assert e.low == pytest.approx(e.seconds)
+
+
+def test_blend_learns_a_biased_queue() -> None:
+    # One agent, callers wait 1.6x what the queue model says: the regression should move
+    # towards the truth while ql-mp cannot.
+    blend, base = make_estimator("blend"), make_estimator("ql-mp")
+    errors = {"blend": [], "ql-mp": []}
+    t = 0.0
+    for est in (blend, base):
+        est.on_enter("busy", 0.0, 0)
+        est.estimate("busy", 0.0)
+        est.on_service_start("busy", 0.0)
+    for i in range(600):
+        call = f"c{i}"
+        truths = []
+        for est in (blend, base):
+            est.on_enter(call, t + 1, 0)
+            truths.append(est.estimate(call, t + 1).seconds)
+        truth = 1.6 * base.estimate(call, t + 1).seconds
+        for name, predicted in zip(("blend", "ql-mp"), truths, strict=True):
+            errors[name].append(abs(predicted - truth) / truth)
+        t += 1 + truth
+        for est in (blend, base):
+            est.on_service_end("busy" if i == 0 else f"c{i - 1}", t)
+            est.on_service_start(call, t)
+    late = slice(400, 600)
+    blend_err = sum(errors["blend"][late]) / 200
+    base_err = sum(errors["ql-mp"][late]) / 200
+    assert base_err == pytest.approx(0.375, abs=0.01)  # 1 - 1/1.6
+    assert blend_err < 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay driver
+# ---------------------------------------------------------------------------------------------
+
+
+def rec(
+    call_id: str,
+    entered: float,
+    exited: float,
+    outcome: str = "answered",
+    ended: float | None = None,
+    priority: int = 0,
+    queue: str = "q",
+) -> CallRecord:
+    answered = outcome == "answered"
+    return CallRecord(
+        call_id=call_id,
+        queue=queue,
+        priority=priority,
+        arrived_at=entered,
+        queue_entered_at=entered,
+        queue_exited_at=exited,
+        outcome=outcome,
+        service_started_at=exited if answered else None,
+        service_ended_at=(ended if ended is not None else exited + 100) if answered else None,
+        agent="a1" if answered else None,
+    )
+
+
+def test_replay_predicts_at_entry_in_time_order() -> None:
+    records = [
+        rec("D", 20.0, 100.0, ended=300.0),
+        rec("A", 0.0, 0.0, ended=100.0),  # answered at once, same instant as its entry
+        rec("B", 0.0, 0.0, ended=200.0),
+        rec("C", 10.0, 15.0, outcome="abandoned"),
+        rec("X", 0.0, 0.0, ended=0.0, queue="other"),  # zero-length service, another queue
+        rec("Y", 1.0, 1.0, queue="other"),
+    ]
+    out = list(replay(records, lambda: make_estimator("ql")))
+    assert [p.record.call_id for p in out] == ["A", "B", "X", "Y", "C", "D"]
+    by_id = {p.record.call_id: p.estimate.seconds for p in out}
+    assert by_id["A"] == 0.0
+    # A is answered before B looks; nothing says a second agent exists, so B is quoted one
+    # service time (it was in fact answered at once: the cold start of any replay).
+    assert by_id["B"] == pytest.approx(PRIOR_SERVICE_S)
+    assert by_id["C"] == pytest.approx(PRIOR_SERVICE_S / 2)  # two busy, nobody ahead
+    assert by_id["D"] == pytest.approx(PRIOR_SERVICE_S / 2)  # C hung up at 15, before D came
+    assert by_id["X"] == 0.0 and by_id["Y"] == 0.0  # the other queue's agent is free again
+
+
+def test_replay_handles_a_start_mid_stream() -> None:
+    # Exits of calls the estimator never saw enter must not break it.
+    est = make_estimator("blend")
+    est.on_service_start("unknown", 5.0)
+    est.on_abandon("unknown2", 6.0)
+    est.on_service_end("unknown", 7.0)
+    assert est.estimate(2, 8.0).seconds >= 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Simulator
+# ---------------------------------------------------------------------------------------------
+
+
+def stationary(agents: int, patience: float, days: int, seed: int = 3) -> SimConfig:
+    # 100 calls per half hour with exponential 180 s service: 10 Erlangs, Erlang's assumptions.
+    return SimConfig(
+        calls_per_bin=(100.0,),
+        agents_per_bin=agents,
+        bin_s=1800.0,
+        days=days,
+        service="exponential",
+        service_mean_s=180.0,
+        patience_mean_s=patience,
+        greeting_s=(0.0, 0.0),
+        seed=seed,
+    )
+
+
+def test_simulator_is_deterministic_per_seed() -> None:
+    config = SimConfig(calls_per_bin=(30.0, 60.0), agents_per_bin=(3, 5), days=2, seed=42)
+    a, b = simulate(config), simulate(config)
+    assert a.records == b.records and a.potential_wait_s == b.potential_wait_s
+    other = simulate(SimConfig(calls_per_bin=(30.0, 60.0), agents_per_bin=(3, 5), days=2, seed=43))
+    assert other.records != a.records
+
+
+def test_simulator_truth_is_consistent() -> None:
+    res = simulate(
+        SimConfig(calls_per_bin=(120.0,) * 4, agents_per_bin=9, days=3, priority_share=0.3, seed=9)
+    )
+    assert len(res.records) > 1000
+    for r in res.records:
+        assert r.arrived_at <= r.queue_entered_at <= r.queue_exited_at
+        potential = res.potential_wait_s[r.call_id]
+        if r.answered:
+            assert potential == pytest.approx(r.wait_s, abs=2e-3)
+            assert r.service_started_at <= r.service_ended_at
+        else:
+            assert potential >= r.wait_s - 2e-3  # would have waited at least as long
+        if not res.delayed[r.call_id]:
+            assert r.wait_s == pytest.approx(0.0, abs=2e-3)
+    # The head start works: priority callers wait less.
+    waits = {0: [], 1: []}
+    for r in res.records:
+        if r.answered:
+            waits[r.priority].append(r.wait_s)
+    assert sum(waits[1]) / len(waits[1]) < sum(waits[0]) / len(waits[0])
+
+
+def test_simulator_reproduces_erlang_a() -> None:
+    res = simulate(stationary(agents=11, patience=350.0, days=300))
+    n = len(res.records)
+    p_wait = sum(res.delayed.values()) / n
+    p_abandon = sum(not r.answered for r in res.records) / n
+    model = erlang_a(100, 180, 350, 11)
+    assert p_wait == pytest.approx(model.p_wait, abs=0.03)
+    assert p_abandon == pytest.approx(model.p_abandon, abs=0.015)
+
+
+def test_simulator_reproduces_erlang_c() -> None:
+    res = simulate(stationary(agents=13, patience=math.inf, days=300, seed=5))
+    n = len(res.records)
+    model = erlang_c_metrics(100, 180, 13)
+    assert sum(res.delayed.values()) / n == pytest.approx(model.p_wait, abs=0.03)
+    asa = sum(r.wait_s for r in res.records) / n
+    assert asa == pytest.approx(model.asa_s, rel=0.2)
+    within = sum(r.wait_s <= 20 for r in res.records) / n
+    assert within == pytest.approx(model.service_level, abs=0.03)
+
+
+def test_simulator_rejects_bad_configs() -> None:
+    with pytest.raises(ValueError):
+        SimConfig(calls_per_bin=(), agents_per_bin=1)
+    with pytest.raises(ValueError):
+        SimConfig(calls_per_bin=(1.0, 2.0), agents_per_bin=(1,))
+    with pytest.raises(ValueError):
+        SimConfig(calls_per_bin=(1.0,), agents_per_bin=1, service_median_s=200.0)
+
+
+def test_estimators_rank_sensibly_on_a_markovian_queue() -> None:
+    # Under M/M/s+M the Markov queue-length estimator is the conditional mean: it must beat the
+    # delay-history ones, and ours must stay within a whisker of it.
+    res = simulate(stationary(agents=10, patience=350.0, days=40, seed=21))
+    rrase = {}
+    for name in ESTIMATORS:
+        se = total = n = 0.0
+        for p in replay(res.records, lambda name=name: make_estimator(name)):
+            if res.delayed[p.record.call_id]:
+                truth = res.potential_wait_s[p.record.call_id]
+                se += (p.estimate.seconds - truth) ** 2
+                total += truth
+                n += 1
+        rrase[name] = math.sqrt(se / n) / (total / n)
+    assert rrase["ql-m"] < min(rrase["hol"], rrase["les"], rrase["avg-les"])
+    assert rrase["ql-m"] < rrase["ql"]
+    assert rrase["blend"] < rrase["ql-m"] * 1.03
