@@ -5,7 +5,7 @@ import zoneinfo
 from django import forms
 from django.conf import settings
 from django.contrib.auth import password_validation
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.utils.translation import gettext_lazy as _
 
 from tenants.access import client_role, provider_role
@@ -35,6 +35,22 @@ class SiteLoginForm(AuthenticationForm):
         if not allowed:
             # Same message as a wrong password: don't tell strangers who has an account.
             raise self.get_invalid_login_error()
+
+
+class SitePasswordResetForm(PasswordResetForm):
+    """Only members of this site get a reset link from it (others get the same answer, no mail)."""
+
+    site_tenant: Client | None = None
+
+    def get_users(self, email):  # type: ignore[no-untyped-def]
+        tenant = self.site_tenant
+        for user in super().get_users(email):
+            if tenant is None:
+                continue
+            if tenant.is_provider and provider_role(user) is not None:
+                yield user
+            elif not tenant.is_provider and client_role(user, tenant) is not None:
+                yield user
 
 
 class TokenForm(forms.Form):

@@ -6,8 +6,9 @@ import base64
 import io
 
 import segno
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import BACKEND_SESSION_KEY, login
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -31,6 +32,7 @@ from tenants.forms import (
     InviteForm,
     PreferencesForm,
     SiteLoginForm,
+    SitePasswordResetForm,
     TokenForm,
 )
 from tenants.models import (
@@ -43,6 +45,7 @@ from tenants.models import (
 )
 
 PENDING_OTP_USER = "ccp_pending_otp_user"
+PENDING_OTP_BACKEND = "ccp_pending_otp_backend"
 CONSOLE_ROLES = (Role.PROVIDER_ADMIN, Role.SUPERVISOR, Role.FINANCE)
 AUDIT_PAGE_SIZE = 50
 
@@ -69,7 +72,7 @@ class LoginView(auth_views.LoginView):
             # Second step: the password was right; the session is not signed in until the code is.
             self.request.session.cycle_key()
             self.request.session[PENDING_OTP_USER] = user.pk
-            self.request.session[BACKEND_SESSION_KEY] = user.backend  # type: ignore[attr-defined]
+            self.request.session[PENDING_OTP_BACKEND] = user.backend  # type: ignore[attr-defined]
             next_url = self.get_redirect_url()
             return redirect(reverse("login_verify") + (f"?next={next_url}" if next_url else ""))
         response = super().form_valid(form)
@@ -90,7 +93,7 @@ def login_verify(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         allowed, _data = device.verify_is_allowed()
         if allowed and device.verify_token(form.cleaned_data["token"]):
-            backend = request.session.get(BACKEND_SESSION_KEY)
+            backend = request.session.pop(PENDING_OTP_BACKEND, None)
             request.session.pop(PENDING_OTP_USER, None)
             login(request, user, backend=backend)
             otp_login(request, device)
@@ -111,6 +114,17 @@ def login_verify(request: HttpRequest) -> HttpResponse:
             else _("Too many attempts; wait a moment and try again."),
         )
     return render(request, "registration/login_verify.html", {"form": form})
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Reset links go only to people who belong to the site they asked on."""
+
+    form_class = SitePasswordResetForm
+
+    def get_form(self, form_class=None):  # type: ignore[no-untyped-def]
+        form = super().get_form(form_class)
+        form.site_tenant = self.request.tenant  # type: ignore[attr-defined]
+        return form
 
 
 class LogoutView(auth_views.LogoutView):
@@ -166,7 +180,7 @@ def account(request: HttpRequest) -> HttpResponse:
         User.objects.filter(pk=user.pk).update(language=prefs.cleaned_data["language"])
         messages.success(request, _("Preferences saved."))
         response = redirect("account")
-        response.delete_cookie("ccp_language")
+        response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
         return response
     is_provider_side = request.tenant.is_provider  # type: ignore[attr-defined]
     device = (
