@@ -210,6 +210,10 @@ class QueueObserver:
             self._abandons += 1.0
         return left
 
+    def leave(self, call_id: str, t: float) -> None:
+        """A queued call leaves unanswered without abandoning (moved to another queue)."""
+        self._leave(call_id, t)
+
     def end(self, call_id: str, t: float) -> None:
         started = self.in_service.pop(call_id, None)
         if started is None:
@@ -392,6 +396,14 @@ class Estimator(ABC):
         self.observer.abandon(call_id, t)
         self._forget(call_id)
 
+    def on_leave(self, call_id: str, t: float) -> None:
+        """``call_id`` leaves the queue at ``t`` neither answered nor abandoned (the router
+        moved it to another queue or handed it off): its wait so far counts as exposure, but it
+        is not an abandonment and teaches no realised wait."""
+        self._issued.pop(call_id, None)
+        self.observer.leave(call_id, t)
+        self._forget(call_id)
+
     def on_service_end(self, call_id: str, t: float) -> None:
         """The agent finishes ``call_id`` at ``t``: its capacity is free again."""
         self.observer.end(call_id, t)
@@ -449,8 +461,10 @@ class Estimator(ABC):
 
     def _qlm(self, ahead: float) -> float:
         """sum_{i=0}^{k} 1/(s mu + i theta), linearly interpolated for fractional k."""
-        capacity = self._capacity()
-        theta = self.observer.abandon_rate
+        return self._qlm_at(self._capacity(), self.observer.abandon_rate, ahead)
+
+    @staticmethod
+    def _qlm_at(capacity: float, theta: float, ahead: float) -> float:
         whole = int(ahead)
         total = _reciprocal_sum(capacity, theta, whole)
         frac = ahead - whole
@@ -462,14 +476,22 @@ class Estimator(ABC):
         """``_qlm`` with the callers of higher priority expected to overtake during the wait."""
         obs = self.observer
         higher = [p for p in obs.priorities() if p > priority]
-        wait = self._qlm(ahead)
+        capacity = self._capacity()
+        theta = obs.abandon_rate
+        wait = self._qlm_at(capacity, theta, ahead)
         if not higher or obs.head_start_s <= 0:
             return wait
+        # Nothing changes during the fixed point but `wait`: rates and head starts are hoisted
+        # (the router asks this for every announcement, so it is on the hot path).
+        overtakers = [(obs.arrival_rate(p, t), obs.head_start_s * (p - priority)) for p in higher]
         for _ in range(3):  # the fixed point converges in a couple of steps
             extra = 0.0
-            for p in higher:
-                extra += obs.arrival_rate(p, t) * min(wait, obs.head_start_s * (p - priority))
-            wait = self._qlm(ahead + extra)
+            for rate, head_start in overtakers:
+                extra += rate * min(wait, head_start)
+            new = self._qlm_at(capacity, theta, ahead + extra)
+            if new == wait:
+                break  # a fixed point: further rounds would return the same number
+            wait = new
         return wait
 
     def _les_mean(self, count: int) -> float | None:
