@@ -19,6 +19,7 @@ urlpatterns = [
         "invitations/<int:invitation_id>/revoke/", views.invitation_revoke, name="invitation_revoke"
     ),
     path("audit/", views.audit_log, name="audit_log"),
+    path("billing/", include("billing.urls")),
     path("telephony/", include("telephony.urls")),
     # Second factor: provider staff only (they see every client's data).
     path("account/two-factor/", views.totp_setup, name="totp_setup"),

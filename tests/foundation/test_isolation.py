@@ -23,6 +23,8 @@ OPEN_ROUTES = {
     "password_reset_complete",
     "accept_invitation",
     "set_language",
+    # Machine endpoint: Stripe posts here; authenticated by its signature, not a session.
+    "billing_stripe_webhook",
 }
 
 

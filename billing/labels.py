@@ -1,0 +1,193 @@
+"""Invoice wording per language (en, uk, ru), kept with billing so PDFs and CSV-free views
+read the same in the client's language. Line labels are built from the stable line codes
+the rating core emits (``usage:agent:overflow:tier2``...), never from its English text."""
+
+from __future__ import annotations
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "invoice": "Invoice",
+        "credit_note": "Credit note",
+        "draft": "Draft",
+        "number": "No.",
+        "issue_date": "Issue date",
+        "due_date": "Due date",
+        "period": "Service period",
+        "supplier": "Supplier",
+        "customer": "Customer",
+        "tax_id": "Tax / VAT id",
+        "registration_number": "Registration no.",
+        "description": "Description",
+        "quantity": "Quantity",
+        "unit_price": "Unit price",
+        "amount": "Amount",
+        "subtotal": "Subtotal",
+        "tax": "VAT",
+        "total": "Total due",
+        "credit_total": "Total credited",
+        "payment": "Payment details",
+        "bank": "Bank",
+        "reference": "Payment reference",
+        "credits": "Credits invoice",
+        "drilldown": "Every usage line is backed by the call-level usage export of this period.",
+        "min": "min",
+        "segment": "connections",
+        "attempt": "attempts",
+        "month": "month",
+        "seat-month": "seat-months",
+        "recording-min": "min",
+        "%": "%",
+        "credit": "",
+        "usage": "{kind} minutes",
+        "tier": "{kind} minutes, tier {n}",
+        "included": "{kind} minutes included in the plan",
+        "connect": "{kind} connection fees",
+        "attempt_fee": "{kind} unanswered attempts",
+        "late": "{kind} minutes, late usage from closed periods",
+        "fee:platform": "Platform fee",
+        "fee:seats": "Agent seats",
+        "fee:recording": "Call recording storage",
+        "discount": "Discount {code}",
+        "ivr": "IVR",
+        "queue": "Queue",
+        "agent": "Agent",
+        "handoff": "Handoff to client line",
+        "escalation": "Escalation to client line",
+        "callback_dial": "Callback dialling",
+        "direct": "direct",
+        "overflow": "overflow",
+        "callback": "callback",
+    },
+    "uk": {
+        "invoice": "Рахунок-фактура",
+        "credit_note": "Кредит-нота",
+        "draft": "Чернетка",
+        "number": "№",
+        "issue_date": "Дата виставлення",
+        "due_date": "Сплатити до",
+        "period": "Період послуг",
+        "supplier": "Постачальник",
+        "customer": "Замовник",
+        "tax_id": "ІПН / ПДВ",
+        "registration_number": "Код ЄДРПОУ",
+        "description": "Найменування",
+        "quantity": "Кількість",
+        "unit_price": "Ціна",
+        "amount": "Сума",
+        "subtotal": "Разом без ПДВ",
+        "tax": "ПДВ",
+        "total": "Всього до сплати",
+        "credit_total": "Всього сторновано",
+        "payment": "Платіжні реквізити",
+        "bank": "Банк",
+        "reference": "Призначення платежу",
+        "credits": "До рахунку",
+        "drilldown": "Кожен рядок використання підтверджено детальним звітом дзвінків за період.",
+        "min": "хв",
+        "segment": "з'єднань",
+        "attempt": "спроб",
+        "month": "міс.",
+        "seat-month": "місце-міс.",
+        "recording-min": "хв",
+        "%": "%",
+        "credit": "",
+        "usage": "{kind}: хвилини",
+        "tier": "{kind}: хвилини, рівень {n}",
+        "included": "{kind}: хвилини, включені в план",
+        "connect": "{kind}: плата за з'єднання",
+        "attempt_fee": "{kind}: спроби без відповіді",
+        "late": "{kind}: хвилини попередніх закритих періодів",
+        "fee:platform": "Абонентська плата за платформу",
+        "fee:seats": "Робочі місця операторів",
+        "fee:recording": "Зберігання записів розмов",
+        "discount": "Знижка {code}",
+        "ivr": "IVR",
+        "queue": "Черга",
+        "agent": "Оператор",
+        "handoff": "Передача на лінію клієнта",
+        "escalation": "Ескалація на лінію клієнта",
+        "callback_dial": "Зворотний дзвінок",
+        "direct": "прямі",
+        "overflow": "переповнення",
+        "callback": "зворотні",
+    },
+    "ru": {
+        "invoice": "Счёт",
+        "credit_note": "Кредит-нота",
+        "draft": "Черновик",
+        "number": "№",
+        "issue_date": "Дата выставления",
+        "due_date": "Оплатить до",
+        "period": "Период услуг",
+        "supplier": "Поставщик",
+        "customer": "Заказчик",
+        "tax_id": "ИНН / НДС",
+        "registration_number": "Рег. номер",
+        "description": "Наименование",
+        "quantity": "Количество",
+        "unit_price": "Цена",
+        "amount": "Сумма",
+        "subtotal": "Итого без НДС",
+        "tax": "НДС",
+        "total": "Всего к оплате",
+        "credit_total": "Всего сторнировано",
+        "payment": "Платёжные реквизиты",
+        "bank": "Банк",
+        "reference": "Назначение платежа",
+        "credits": "К счёту",
+        "drilldown": "Каждая строка использования подтверждена детальным отчётом звонков за период.",
+        "min": "мин",
+        "segment": "соединений",
+        "attempt": "попыток",
+        "month": "мес.",
+        "seat-month": "место-мес.",
+        "recording-min": "мин",
+        "%": "%",
+        "credit": "",
+        "usage": "{kind}: минуты",
+        "tier": "{kind}: минуты, уровень {n}",
+        "included": "{kind}: минуты, включённые в план",
+        "connect": "{kind}: плата за соединение",
+        "attempt_fee": "{kind}: попытки без ответа",
+        "late": "{kind}: минуты прошлых закрытых периодов",
+        "fee:platform": "Абонентская плата за платформу",
+        "fee:seats": "Рабочие места операторов",
+        "fee:recording": "Хранение записей разговоров",
+        "discount": "Скидка {code}",
+        "ivr": "IVR",
+        "queue": "Очередь",
+        "agent": "Оператор",
+        "handoff": "Передача на линию клиента",
+        "escalation": "Эскалация на линию клиента",
+        "callback_dial": "Обратный звонок",
+        "direct": "прямые",
+        "overflow": "переполнение",
+        "callback": "обратные",
+    },
+}
+
+
+def labels(language: str) -> dict[str, str]:
+    return LABELS.get(language, LABELS["en"])
+
+
+def line_label(code: str, description: str, language: str) -> str:
+    """A line's description in ``language``, from its stable code (falls back to the text)."""
+    words = labels(language)
+    parts = code.split(":")
+    head = parts[0]
+    if code.startswith("fee:") and code in words:
+        return words[code]
+    if head == "discount" and len(parts) > 1:
+        return words["discount"].format(code=parts[1])
+    if head in {"usage", "included", "connect", "attempt", "late"} and len(parts) > 1:
+        kind = words.get(parts[1], parts[1])
+        rest = parts[2:]
+        if rest and rest[0] in {"direct", "overflow", "callback"}:
+            kind = f"{kind} ({words[rest[0]]})"
+            rest = rest[1:]
+        if head == "usage" and rest and rest[0].startswith("tier"):
+            return words["tier"].format(kind=kind, n=rest[0][4:])
+        key = "attempt_fee" if head == "attempt" else head
+        return words[key].format(kind=kind)
+    return description
