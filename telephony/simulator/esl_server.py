@@ -248,6 +248,31 @@ class _Session:
         self.filters.append((header, value))
         return command_reply(f"+OK filter added. [{header}]=[{value}]")
 
+    async def handle(self, line: str, headers: dict[str, str], body: str) -> bytes | None:
+        raise NotImplementedError
+
+    async def serve_commands(self) -> None:
+        """Read and execute commands until EOF, the peer leaving, or ``self.closed``.
+
+        Shared by inbound ESL sessions and outbound-socket sessions; each ``handle`` returns
+        its reply (or None when it wrote it already).
+        """
+        try:
+            while not self.closed:
+                cmd = await read_command(self.reader)
+                if cmd is None:
+                    break
+                line, headers, body = cmd
+                if not line:
+                    continue
+                reply = await self.handle(line, headers, body)
+                if reply is not None:
+                    self.write(reply)
+                with contextlib.suppress(ConnectionError):
+                    await self.writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
     async def run_api(self, arg: str) -> bytes | None:
         command, _, rest = arg.strip().partition(" ")
         if not command:
@@ -338,20 +363,7 @@ class InboundSession(_Session):
         """Serve the connection until EOF, ``exit`` or a fault."""
         self.write(AUTH_REQUEST)
         try:
-            while not self.closed:
-                cmd = await read_command(self.reader)
-                if cmd is None:
-                    break
-                line, headers, body = cmd
-                if not line:
-                    continue
-                reply = await self.handle(line, headers, body)
-                if reply is not None:
-                    self.write(reply)
-                with contextlib.suppress(ConnectionError):
-                    await self.writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+            await self.serve_commands()
         finally:
             self.closed = True
             self.switch.listeners.discard(self)
@@ -462,20 +474,7 @@ class OutboundSession(_Session):
     async def run(self) -> None:
         """Serve commands until the platform closes or the notice is sent."""
         try:
-            while not self.closed:
-                cmd = await read_command(self.reader)
-                if cmd is None:
-                    break
-                line, headers, body = cmd
-                if not line:
-                    continue
-                reply = await self.handle(line, headers, body)
-                if reply is not None:
-                    self.write(reply)
-                with contextlib.suppress(ConnectionError):
-                    await self.writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
+            await self.serve_commands()
         finally:
             was_closed = self.closed
             self.closed = True
