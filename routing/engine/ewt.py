@@ -325,8 +325,9 @@ class _RatioCalibrator:
 def _gamma_interval(mean: float, shape: float) -> tuple[float, float]:
     """10% and 90% quantiles of a gamma with this mean and shape (Wilson-Hilferty)."""
     c = 1.0 / (9.0 * shape)
-    low = mean * max(0.0, 1.0 - c - _Z80 * math.sqrt(c)) ** 3
-    high = mean * (1.0 - c + _Z80 * math.sqrt(c)) ** 3
+    root = math.sqrt(c)
+    low = mean * max(0.0, 1.0 - c - _Z80 * root) ** 3
+    high = mean * (1.0 - c + _Z80 * root) ** 3
     return low, high
 
 
@@ -418,9 +419,17 @@ class Estimator(ABC):
         """
         obs = self.observer
         call_id: str | None
-        if isinstance(who, bool):
+        if type(who) is str:
+            # The router's case (a queued call's id): one lookup for position and priority.
+            entry = obs._entries.get(who)
+            if entry is None:
+                ahead, priority, call_id = len(obs._queue), 0, None
+            else:
+                ahead = bisect.bisect_left(obs._queue, (entry[0], entry[1], who))
+                priority, call_id = entry[3], who
+        elif isinstance(who, bool):
             raise ValueError("give a call id or a position, not a bool")
-        if isinstance(who, int):
+        elif isinstance(who, int):
             if who < 0:
                 raise ValueError("position must be >= 0")
             ahead, priority, call_id = who, 0, None

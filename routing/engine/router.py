@@ -314,7 +314,10 @@ class Engine:
         self._ready: dict[str, list[list[tuple[Any, ...]]]] = {}  # queue -> tier -> heap
         self._call_heap: dict[str, list[tuple[Any, ...]]] = {}
         self._age_heap: dict[str, list[tuple[Any, ...]]] = {}
+        # One timer heap; a timer set a fixed delay after now waits in the FIFO lane of that
+        # delay and only each lane's head sits in the heap (see ``_schedule_in``).
         self._timers: list[tuple[Any, ...]] = []
+        self._lanes: dict[float, deque[tuple[Any, ...]]] = {}
         self._estimators: dict[str, Estimator] = {}
         self._last_agent: dict[str, list[Any]] = {}  # "tenant|caller" -> [agent, at]
         self._ended: dict[str, str] = {}
@@ -332,14 +335,18 @@ class Engine:
     def handle(self, event: Event) -> list[Decision]:
         """Apply one event (after firing the timers due by its time); returns the decisions."""
         at = event.at
-        if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
-            raise ValueError(f"event time must be a finite number, got {at!r}")
-        if at < 0:
-            raise ValueError(f"event time must be >= 0, got {at!r}")
-        handler = self._HANDLERS.get(type(event))
+        # Fast path for the common case (a finite float >= 0; NaN fails the comparison).
+        if type(at) is not float or not 0.0 <= at < math.inf:
+            if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+                raise ValueError(f"event time must be a finite number, got {at!r}")
+            if at < 0:
+                raise ValueError(f"event time must be >= 0, got {at!r}")
+        cls = type(event)
+        handler = self._HANDLERS.get(cls)
         if handler is None:
             raise ValueError(f"not an engine event: {event!r}")
-        self._validate(event)
+        if cls is QueueUpdated:  # the only event _validate checks (handlers match exact types)
+            self._validate(event)
         out: list[Decision] = []
         if at < self.now:
             self._skip("out_of_order", f"{event.kind} at {at} < {self.now}", count_only=True)
@@ -401,17 +408,55 @@ class Engine:
         heapq.heappush(self._timers, (at, seq, kind, ref))
         return seq
 
+    def _schedule_in(self, delay: float, kind: str, ref: Any) -> int:
+        """A timer ``delay`` seconds after now (same as ``_schedule(now + delay, ...)``).
+
+        The clock never goes back and sequence numbers grow, so timers set with the same delay
+        fall due in the order they were set: they wait in a FIFO lane per delay, and only the
+        head of each lane sits in the heap (as ``(at, seq, kind, ref, delay)``). A timer then
+        costs an append and a pop on a heap of a few dozen entries instead of one of tens of
+        thousands (one announcement and one max-wait timer per waiting call)."""
+        seq = self._seq = self._seq + 1  # self._next(), inlined: this is per timer
+        entry = (self.now + delay, seq, kind, ref, delay)
+        lane = self._lanes.get(delay)
+        if lane is None:
+            lane = self._lanes[delay] = deque()
+        if not lane:
+            heapq.heappush(self._timers, entry)
+        lane.append(entry)
+        return seq
+
+    def _lane_push(self, entry: tuple[Any, ...]) -> None:
+        lane = self._lanes.get(entry[4])
+        if lane is None:
+            lane = self._lanes[entry[4]] = deque()
+        if not lane:
+            heapq.heappush(self._timers, entry)
+        lane.append(entry)
+
     def _advance(self, t: float, out: list[Decision]) -> None:
         timers = self._timers
+        lanes = self._lanes
+        fire = self._TIMERS
         while timers and timers[0][0] <= t:
-            at, _seq, kind, ref = heapq.heappop(timers)
+            entry = timers[0]
+            if len(entry) == 5:  # a lane's head: its successor takes its place in the heap
+                lane = lanes[entry[4]]
+                lane.popleft()
+                if lane:
+                    heapq.heapreplace(timers, lane[0])
+                else:
+                    heapq.heappop(timers)
+            else:
+                heapq.heappop(timers)
+            at = entry[0]
             if at > self.now:
                 self.now = at
-            self._TIMERS[kind](self, ref, out)
+            fire[entry[2]](self, entry[3], out)
         self.now = t
         if not self._watchdog_on:
             self._watchdog_on = True
-            self._schedule(t + self.settings.watchdog_interval_s, "watchdog", None)
+            self._schedule_in(self.settings.watchdog_interval_s, "watchdog", None)
 
     def _validate(self, event: Event) -> None:
         """Reject configuration that would breach a wall, before any state changes."""
@@ -453,7 +498,9 @@ class Engine:
         since_break = max(0.0, self.now - a.last_break_end)
         return round(busy / _FATIGUE_WINDOW_S + 0.5 * min(1.0, since_break / _BREAK_HORIZON_S), 9)
 
-    def _make_ready(self, a: _Agent) -> None:
+    def _make_ready(self, a: _Agent, deferred: list[tuple[Any, ...]] | None = None) -> None:
+        """Mark ``a`` ready and enter it in its queues' ready heaps; with ``deferred``, the heap
+        entries are collected there instead (see ``_ready_and_dispatch``)."""
         if a.ready or a.state != AVAILABLE or not a.registered or a.penalty_until is not None:
             return
         a.ready = True
@@ -464,10 +511,30 @@ class Engine:
             q = self.queues[qid]
             k1, k2 = self._ready_key(a, q)
             heap = self._ready[qid][tier]
-            heapq.heappush(heap, (k1, k2, seq, aid, a.aver))
             count = self._ready_count[qid] = self._ready_count[qid] + 1
+            if deferred is not None:
+                deferred.append((heap, (k1, k2, seq, aid, a.aver), qid))
+                continue
+            heapq.heappush(heap, (k1, k2, seq, aid, a.aver))
             if len(heap) > 2 * count + 32:
                 self._compact_ready(heap)
+
+    def _ready_and_dispatch(self, a: _Agent, out: list[Decision]) -> None:
+        """``_make_ready(a)`` then ``_dispatch_agent(a)``, but the agent's ready-heap entries
+        are pushed only if no call took it. In an overload a freed agent is offered a call at
+        once, and its entries (one per member queue) would only be garbage; nothing in
+        ``_dispatch_agent`` reads the ready heaps (it reads the call heaps and the counters,
+        which are updated first), so the decisions and the live state are the same."""
+        deferred: list[tuple[Any, ...]] = []
+        self._make_ready(a, deferred)
+        aver = a.aver
+        self._dispatch_agent(a, out)
+        if deferred and a.ready and a.aver == aver:
+            count = self._ready_count
+            for heap, entry, qid in deferred:
+                heapq.heappush(heap, entry)
+                if len(heap) > 2 * count[qid] + 32:
+                    self._compact_ready(heap)
 
     def _compact_ready(self, heap: list[tuple[Any, ...]]) -> None:
         agents = self._agents
@@ -593,7 +660,6 @@ class Engine:
         c.state = RINGING
         c.ring_all = len(agents) > 1
         q = self.queues[c.queue_id]
-        at = self.now + q.offer_timeout_s
         for a in agents:
             aid = a.profile.agent_id
             self._unready(a)
@@ -601,7 +667,7 @@ class Engine:
             self._set_state(a, OFFERED, out)
             offer_id = self._next()
             c.offers[aid] = offer_id
-            self._schedule(at, "offer", [c.call_id, aid, offer_id])
+            self._schedule_in(q.offer_timeout_s, "offer", [c.call_id, aid, offer_id])
             out.append(Offer(c.call_id, aid, offer_id))
 
     def _dispatch_call(self, c: _Call, out: list[Decision]) -> bool:
@@ -761,10 +827,10 @@ class Engine:
             self._arm_relax(qid)
         for i, rule in enumerate(q.overflow):
             if rule.kind == "max_wait":
-                self._schedule(now + rule.threshold, "max_wait", [c.call_id, qid, i])
+                self._schedule_in(rule.threshold, "max_wait", [c.call_id, qid, i])
         if q.announce_interval_s > 0:
             self._announce(c, q, out)
-            self._schedule(now + q.announce_interval_s, "announce", [c.call_id, qid])
+            self._schedule_in(q.announce_interval_s, "announce", [c.call_id, qid])
         elif q.callback_over_s is not None:
             self._maybe_offer_callback(c, q, est.estimate(c.call_id, now).seconds, out)
 
@@ -785,7 +851,7 @@ class Engine:
         c.wver += 1
         c.sticky_agent = last[0]
         a.reserved.append(c.call_id)
-        self._schedule(self.now + q.sticky_window_s, "sticky", [c.call_id, c.wver])
+        self._schedule_in(q.sticky_window_s, "sticky", [c.call_id, c.wver])
         return True
 
     def _announce(self, c: _Call, q: QueueConfig, out: list[Decision]) -> None:
@@ -976,15 +1042,16 @@ class Engine:
         q = self.queues[c.queue_id]
         if q.wrap_up_s > 0:
             self._set_state(a, WRAP_UP, out)
-            a.tseq = self._schedule_agent_timer(self.now + q.wrap_up_s, "wrap", a)
+            a.tseq = self._schedule_agent_timer(q.wrap_up_s, "wrap", a)
         else:
             self._after_work(a, out)
 
-    def _schedule_agent_timer(self, at: float, kind: str, a: _Agent) -> int:
-        """A wrap-up or penalty timer whose ref carries its own sequence number: the agent
-        remembers it, so an older timer can never end a newer wrap-up or penalty early."""
+    def _schedule_agent_timer(self, delay: float, kind: str, a: _Agent) -> int:
+        """A wrap-up or penalty timer ``delay`` after now whose ref carries its own sequence
+        number: the agent remembers it, so an older timer can never end a newer wrap-up or
+        penalty early."""
         seq = self._next()
-        heapq.heappush(self._timers, (at, seq, kind, [a.profile.agent_id, seq]))
+        self._lane_push((self.now + delay, seq, kind, [a.profile.agent_id, seq], delay))
         return seq
 
     def _after_work(self, a: _Agent, out: list[Decision]) -> None:
@@ -999,8 +1066,8 @@ class Engine:
             self._set_state(a, BREAK, out, pending.partition(":")[2])
         else:
             a.idle_since = self.now
-            self._free_agent(a, out)
-            self._dispatch_agent(a, out)
+            self._set_state(a, AVAILABLE, out)
+            self._ready_and_dispatch(a, out)
 
     def _on_offer_answered(self, ev: OfferAnswered, out: list[Decision]) -> None:
         c = self._known_call(ev.call_id, "offer_answered")
@@ -1056,7 +1123,7 @@ class Engine:
             self._set_state(a, AVAILABLE, out)
             if q.no_answer_penalty_s > 0:
                 a.penalty_until = self.now + q.no_answer_penalty_s
-                a.tseq = self._schedule_agent_timer(a.penalty_until, "penalty", a)
+                a.tseq = self._schedule_agent_timer(q.no_answer_penalty_s, "penalty", a)
             else:
                 self._make_ready(a)
         if not c.offers:
@@ -1195,8 +1262,7 @@ class Engine:
             self._skip("duplicate", f"device_registered {ev.agent_id}", count_only=True)
             return
         a.registered = True
-        self._make_ready(a)
-        self._dispatch_agent(a, out)
+        self._ready_and_dispatch(a, out)
 
     def _on_device_unregistered(self, ev: DeviceUnregistered, out: list[Decision]) -> None:
         a = self._known_agent(ev.agent_id, "device_unregistered")
@@ -1264,8 +1330,7 @@ class Engine:
                 if c.queue_id == qid:
                     self._set_state(a, AVAILABLE, out)
                     self._drop_offer(a, out, "no_longer_member")
-                    self._make_ready(a)
-                    self._dispatch_agent(a, out)
+                    self._ready_and_dispatch(a, out)
         for c in list(waiting):
             if c.state == WAITING:
                 self._dispatch_call(c, out)
@@ -1315,8 +1380,7 @@ class Engine:
             if c.queue_id not in queues:
                 self._set_state(a, AVAILABLE, out)
                 self._drop_offer(a, out, "no_longer_member")
-        self._make_ready(a)
-        self._dispatch_agent(a, out)
+        self._ready_and_dispatch(a, out)
 
     def _on_tick(self, ev: Tick, out: list[Decision]) -> None:
         """Nothing beyond the timers, which ``handle`` already fired."""
@@ -1340,8 +1404,7 @@ class Engine:
         a = self._agents.get(ref[0])
         if a is not None and a.penalty_until is not None and a.tseq == ref[1]:
             a.penalty_until = None
-            self._make_ready(a)
-            self._dispatch_agent(a, out)
+            self._ready_and_dispatch(a, out)
 
     def _t_relax(self, ref: list[Any], out: list[Decision]) -> None:
         qid, at = ref
@@ -1372,7 +1435,7 @@ class Engine:
             return
         if c.state == WAITING:
             self._announce(c, q, out)
-        self._schedule(self.now + q.announce_interval_s, "announce", ref)
+        self._schedule_in(q.announce_interval_s, "announce", ref)
 
     def _t_max_wait(self, ref: list[Any], out: list[Decision]) -> None:
         cid, qid, i = ref
@@ -1418,7 +1481,7 @@ class Engine:
                 self._skip("stall", f"queue {qid}: {n} waiting beside ready agents")
                 out.append(Stall(qid, "idle_agents", n, waited))
                 self._dispatch_call(c, out)
-        self._schedule(now + self.settings.watchdog_interval_s, "watchdog", None)
+        self._schedule_in(self.settings.watchdog_interval_s, "watchdog", None)
 
     # =========================================================================================
     # Snapshot and restore
@@ -1459,7 +1522,7 @@ class Engine:
             "ready": {qid: live_ready(qid) for qid in self.queues},
             "call_heap": {qid: live_calls(self._call_heap, qid) for qid in self.queues},
             "age_heap": {qid: live_calls(self._age_heap, qid) for qid in self.queues},
-            "timers": [list(t) for t in sorted(self._timers, key=lambda t: (t[0], t[1]))],
+            "timers": [list(t[:4]) for t in sorted(self._all_timers(), key=lambda t: (t[0], t[1]))],
             "estimators": {qid: dump_estimator(e) for qid, e in self._estimators.items()},
             "last_agent": {k: list(v) for k, v in self._last_agent.items()},
             "ended": [[k, v] for k, v in self._ended.items()],
@@ -1469,6 +1532,13 @@ class Engine:
             "stats": dict(self.stats),
             "outcomes": dict(self.outcomes),
         }
+
+    def _all_timers(self) -> list[tuple[Any, ...]]:
+        """Every pending timer: the heap's own entries and every lane's (heads included)."""
+        timers = [t for t in self._timers if len(t) == 4]
+        for lane in self._lanes.values():
+            timers.extend(lane)
+        return timers
 
     @classmethod
     def restore(cls, snap: dict[str, Any]) -> Self:
