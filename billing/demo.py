@@ -7,18 +7,28 @@ which makes ledger list amounts add up exactly to linear invoice lines.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
+import zlib
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime
 from decimal import Decimal as D
 
-from billing.rating import SIX_SIX, KindRate, Segment
+from billing.rating import SIX_SIX, KindRate, Segment, epoch_ms
 
 # price per minute per currency: (ivr, queue, agent, handoff, escalation, callback_dial)
 DEMO_PRICES: dict[str, tuple[str, str, str, str, str, str]] = {
     "UAH": ("0.12", "0.06", "1.80", "0.30", "0.60", "0.42"),
     "USD": ("0.006", "0.003", "0.048", "0.012", "0.018", "0.012"),
     "EUR": ("0.006", "0.003", "0.042", "0.012", "0.018", "0.012"),
+    # About 1 PLN = 10 UAH and 1 UAH = 10 KZT (rounded so per-second values stay exact);
+    # the same 1 : 15 IVR-to-agent ratio as UAH.
+    "PLN": ("0.012", "0.006", "0.18", "0.03", "0.06", "0.042"),
+    "KZT": ("1.20", "0.60", "18.00", "3.00", "6.00", "4.20"),
 }
+
+#: Demo plans price periods from this date on (well before any demo usage).
+DEMO_PLAN_FROM = date(2020, 1, 1)
+#: Synthetic calls per demo tenant in the previous calendar month.
+DEMO_CALLS = 300
 
 
 def demo_rates(currency: str) -> dict[str, KindRate]:
@@ -69,3 +79,83 @@ def demo_call(
     # escalation: 10:04:30 to hangup 10:07:00 (150 s), overlapping agent and handoff
     esc_start = start_ms + 25_400 + 74_600 + 170_000
     yield Segment(tenant_id, call, b_leg, "escalation", origin, esc_start, esc_start + 150_000)  # type: ignore[arg-type]
+
+
+def demo_month_calls(tenant_id: str, time_zone: str, month: date, calls: int) -> list[Segment]:
+    """``calls`` synthetic calls spread over ``month``'s working hours in ``time_zone``.
+
+    Deterministic (same input, same legs), so recording them again writes nothing. Every
+    third call ends in the IVR (self-service); the rest go through queue, agent and handoff.
+    """
+    from calendar import monthrange
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(time_zone)
+    # Legs are unique across tenants too (the ledger's key is global): number per tenant.
+    base = (zlib.crc32(tenant_id.encode()) % 10_000) * 100_000
+    days = monthrange(month.year, month.month)[1]
+    origins = ("direct", "direct", "direct", "overflow", "callback")
+    segments: list[Segment] = []
+    for n in range(calls):
+        local = datetime(
+            month.year, month.month, 1 + n % days, 9 + (n * 7) % 9, (n * 13) % 60, tzinfo=zone
+        )
+        call = list(
+            demo_call(
+                tenant_id,
+                base + n,
+                epoch_ms(local),
+                origin=origins[n % len(origins)],
+                agent=f"agent-{1 + n % 4}",
+                queue=("support", "sales", "billing")[n % 3],
+            )
+        )
+        segments.extend(call[:1] if n % 3 == 0 else call)
+    return segments
+
+
+def seed_demo_billing(
+    schemas: Iterable[str] | None = None,
+    *,
+    calls: int = DEMO_CALLS,
+    today: date | None = None,
+) -> list[str]:
+    """Demo books: a plan per demo currency, each demo tenant on its currency's plan, and
+    synthetic usage for the previous calendar month (tenant-local), recorded through
+    :func:`billing.actions.do_record_segments`.
+
+    Idempotent: existing plans and accounts are kept (an account on another plan is left
+    alone) and calls already in the ledger are skipped. Returns lines to print.
+    """
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from billing.actions import do_assign_plan, do_record_segments
+    from billing.models import BillingAccount, RatePlan
+    from billing.queries import previous_month
+    from tenants.demo import DEMO_CLIENTS
+    from tenants.models import Client
+
+    wanted = list(schemas) if schemas is not None else [spec.schema for spec in DEMO_CLIENTS]
+    report: list[str] = []
+    for tenant in Client.objects.filter(schema_name__in=wanted).order_by("schema_name"):
+        code = f"demo-{tenant.currency.lower()}"
+        plan = RatePlan.objects.filter(code=code).first() or demo_plan(
+            code, tenant.currency, DEMO_PLAN_FROM
+        )
+        account = BillingAccount.objects.filter(tenant=tenant).select_related("plan").first()
+        if account is None:
+            account = do_assign_plan(tenant, plan, seats=10)
+        if account.plan.currency != tenant.currency:
+            report.append(f"{tenant.schema_name}: on plan {account.plan.code}, skipped")
+            continue
+        local_today = today or timezone.now().astimezone(ZoneInfo(tenant.time_zone)).date()
+        month = previous_month(local_today)
+        segments = demo_month_calls(tenant.schema_name, tenant.time_zone, month, calls)
+        result = do_record_segments(tenant, segments)
+        report.append(
+            f"{tenant.schema_name}: plan {account.plan.code}, {month:%Y-%m}: "
+            f"{result.written} segments recorded, {result.already_recorded} already there"
+        )
+    return report

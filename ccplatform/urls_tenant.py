@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from portal import views
+from portal import billing_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +17,26 @@ urlpatterns = [
     path("team/invitations/<int:invitation_id>/revoke/", views.team_revoke, name="team_revoke"),
     path("activity/", views.activity, name="activity"),
     path("settings/", views.company_settings, name="company_settings"),
+    path("billing/invoices/", billing_views.invoice_list, name="client_invoices"),
+    path(
+        "billing/invoices/<int:invoice_id>/",
+        billing_views.invoice_detail,
+        name="client_invoice",
+    ),
+    path(
+        "billing/invoices/<int:invoice_id>/pdf/",
+        billing_views.invoice_pdf,
+        name="client_invoice_pdf",
+    ),
+    path("billing/usage/", billing_views.usage, name="client_usage"),
+    path("billing/usage.csv", billing_views.usage_csv, name="client_usage_csv"),
+    path("api/billing/invoices/", billing_views.api_invoices, name="api_client_invoices"),
+    path(
+        "api/billing/invoices/<int:invoice_id>/",
+        billing_views.api_invoice,
+        name="api_client_invoice",
+    ),
+    path("api/billing/usage/", billing_views.api_usage, name="api_client_usage"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("tenants.urls_accounts")),
 ]

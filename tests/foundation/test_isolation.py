@@ -53,6 +53,12 @@ def routes(urlconf: str) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def a_objects(cast, in_schema):  # type: ignore[no-untyped-def]
+    from datetime import UTC, date, datetime
+
+    from billing import actions as billing
+    from billing import tasks
+    from billing.demo import demo_call, demo_plan
+    from billing.rating import epoch_ms
     from portal.models import Contact, ContactImport
     from tenants import actions
 
@@ -62,7 +68,14 @@ def a_objects(cast, in_schema):  # type: ignore[no-untyped-def]
     invitation, _token = actions.do_invite(
         email="newbie@alpha.test", role="client_viewer", tenant=cast.a, actor=cast.a_admin
     )
+    # One of A's issued invoices, with its PDF rendered (the client's billing pages).
+    billing.do_assign_plan(cast.a, demo_plan("alpha-iso", "UAH", date(2026, 3, 1)))
+    start = epoch_ms(datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
+    billing.do_record_segments(cast.a, list(demo_call("alpha", 1, start)))
+    invoice = billing.do_finalize_invoice(billing.do_prepare_invoice(cast.a, date(2026, 3, 1)))
+    tasks.render_invoice_pdf_task(invoice_id=invoice.pk)
     return {
+        "invoice_id": invoice.pk,
         "contact_id": contact.pk,
         "invitation_id": invitation.pk,
         "import_id": imp.pk,

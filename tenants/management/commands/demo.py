@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from billing.demo import seed_demo_billing
 from tenants.demo import DEMO_PASSWORD, seed_demo
 
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
         self.stdout.write("Migrating the public schema and every client schema…")
         call_command("migrate", interactive=False, verbosity=0)
         logins = seed_demo()
+        self.stdout.write("\n".join(seed_demo_billing()))
         self._print_logins(logins)
         if opts["no_serve"]:
             return
