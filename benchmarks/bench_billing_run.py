@@ -1,0 +1,507 @@
+"""A billing run over PostgreSQL: record segments into the ledger, then invoice every tenant.
+
+Run: ``.venv/bin/python benchmarks/bench_billing_run.py --tenants 500 --segments 5000000``
+(prints figures; asserts nothing; stops itself after ``--time-limit`` seconds).
+
+Uses its OWN database, ``DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/ccp_bench``;
+the database name must contain ``bench``). It is dropped and re-created, then migrated, at the
+start of every run; ``--drop-at-end`` drops it afterwards.
+
+Set-up (not measured): the client companies are bulk-inserted ``Client`` rows **without
+schemas** (``bulk_create`` bypasses ``TenantMixin.save``, so no schema is created or migrated;
+the books live in the public schema and never enter a tenant schema). One demo UAH plan
+(:func:`billing.demo.demo_plan`), one ``BillingAccount`` per client. Ledger rows are the
+:func:`billing.demo.demo_call` shape (5 segments a call), rated once per kind with the real
+``rate_segment`` and bulk-loaded with ``COPY`` in two steps: first ``--small-fraction`` of each
+tenant's calls, then the rest, so the invoice run is measured at two ledger sizes.
+
+Measured:
+
+1. ``do_record_segments`` (rate + idempotency check + ledger insert) on a ``--record-segments``
+   slice of a different month, segments/s and queries per 1,000-segment batch; baseline: the
+   pure core ``rate_segment`` over the same segments.
+2. ``do_run_period`` (re-rate check + ``compute_invoice`` + draft write for every tenant) at both
+   ledger sizes, each in a fresh child process so its peak RSS (``getrusage``) is its own:
+   wall time, ledger rows/s, SQL queries per tenant; then, for a few sample tenants, the
+   tracemalloc peak of ``do_prepare_invoice`` and of its parts, against the baselines "load all
+   the tenant's ledger rows into Python and sum" and the pure core ``rate_period`` over the same
+   segments already in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from datetime import UTC, date, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/ccp_bench"
+RUN_PERIOD = date(2026, 3, 1)  # the invoiced month
+RECORD_PERIOD_START_MS = int(datetime(2026, 2, 2, tzinfo=UTC).timestamp() * 1000)
+RUN_START_MS = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp() * 1000)
+RUN_SPAN_MS = 26 * 86_400_000  # calls spread over 26 days, well inside the local month
+SEGMENTS_PER_CALL = 5  # demo_call: ivr, queue, agent, handoff + escalation leg
+TZ = "Europe/Kyiv"
+
+
+def bench_url() -> str:
+    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
+    name = urlsplit(url).path.lstrip("/")
+    if "bench" not in name:
+        sys.exit(f"refusing to run on database {name!r}: the benchmark needs its own (…bench…)")
+    os.environ["DATABASE_URL"] = url
+    return url
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ccplatform.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+
+
+class QueryCounter:
+    """``connection.execute_wrapper`` that counts statements."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+# -- set-up ------------------------------------------------------------------------------------
+def create_books(tenants: int) -> dict:
+    from billing.demo import demo_plan
+    from billing.models import BillingAccount
+    from tenants.models import Client
+
+    Client.objects.bulk_create(
+        [Client(schema_name="public", name="Bench provider", currency="UAH", time_zone=TZ)]
+        + [
+            Client(
+                schema_name=f"bench{i:04d}",
+                name=f"Bench client {i:04d}",
+                currency="UAH",
+                time_zone=TZ,
+                status="active",
+            )
+            for i in range(tenants)
+        ]
+    )
+    plan = demo_plan("bench-uah", "UAH", date(2026, 1, 1))
+    clients = list(Client.objects.exclude(schema_name="public").order_by("schema_name"))
+    BillingAccount.objects.bulk_create(
+        BillingAccount(tenant=c, plan=plan, seats=10) for c in clients
+    )
+    version = plan.versions.get()
+    return {"tenant_ids": [c.pk for c in clients], "version_id": version.pk, "plan": plan}
+
+
+def kind_templates(plan) -> dict:  # type: ignore[no-untyped-def]
+    """Per kind: (offset_ms, length_ms, leg, billable_seconds, amount, disposition, long)."""
+    from billing import adapters
+    from billing.demo import demo_call
+    from billing.rating import rate_segment
+
+    book, _rows = adapters.book_for_plan(plan)
+    version = adapters.ledger_rating_version(book.versions[0])
+    out = {}
+    for seg in demo_call("t", 0, 0):
+        rated = rate_segment(seg, version)
+        out[seg.kind.value] = (
+            seg.start_ms,
+            seg.end_ms - seg.start_ms,
+            "b" if seg.kind.value == "escalation" else "a",
+            rated.billable_seconds,
+            str(rated.amount),
+            rated.disposition.value,
+            "t" if rated.long_segment else "f",
+        )
+    return out
+
+
+COPY_SQL = (
+    "COPY billing_ledgerentry (tenant_id, plan_version_id, entry_type, call_id, leg_uuid, kind,"
+    " origin, start_ms, end_ms, answered, hangup_cause, agent, queue, disposition,"
+    " billable_seconds, amount, currency, period_start, late, long_segment, created_at) FROM STDIN"
+)
+
+
+def copy_ledger(url: str, books: dict, templates: dict, calls_from: int, calls_to: int) -> int:
+    """COPY calls [calls_from, calls_to) of every tenant into March's ledger; rows written."""
+    import psycopg
+
+    version_id = books["version_id"]
+    per_tenant = books["calls_per_tenant"]
+    spacing = RUN_SPAN_MS // max(per_tenant, 1)
+    origins = ("direct", "direct", "direct", "overflow", "callback")
+    now = datetime.now(UTC).isoformat()
+    rows = 0
+    with psycopg.connect(url) as conn, conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
+        for t_index, tenant_id in enumerate(books["tenant_ids"]):
+            buf = io.StringIO()
+            for n in range(calls_from, calls_to):
+                start = RUN_START_MS + n * spacing + (t_index * 997) % max(spacing, 1)
+                origin = origins[n % 5]
+                call = f"call-{t_index}-{n}"
+                for kind, (off, length, leg, secs, amount, disp, long_) in templates.items():
+                    leg_uuid = f"{t_index:08x}-{n:04x}-4000-{'8' if leg == 'a' else '9'}000-bench"
+                    agent = "agent-1" if kind == "agent" else ""
+                    queue = "" if kind == "escalation" else "support"
+                    buf.write(
+                        f"{tenant_id}\t{version_id}\tcharge\t{call}\t{leg_uuid}\t{kind}\t{origin}\t"
+                        f"{start + off}\t{start + off + length}\tt\t\t{agent}\t{queue}\t{disp}\t"
+                        f"{secs}\t{amount}\tUAH\t2026-03-01\tf\t{long_}\t{now}\n"
+                    )
+                    rows += 1
+            copy.write(buf.getvalue())
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE billing_ledgerentry")
+    return rows
+
+
+# -- 1. recording --------------------------------------------------------------------------------
+def bench_record(books: dict, n_segments: int) -> dict:
+    from django.db import connection
+
+    from billing.actions import do_record_segments
+    from billing.demo import demo_call
+    from billing.models import PlanVersion
+    from billing.rating import rate_segment
+    from tenants.models import Client
+
+    PlanVersion.objects.filter(pk=books["version_id"]).update(locked_at=None)
+    tenants = list(Client.objects.filter(pk__in=books["tenant_ids"][:5]).order_by("pk"))
+    per_tenant = n_segments // len(tenants)
+    slices = []
+    for t_index, t in enumerate(tenants):
+        segs = []
+        n = 0
+        while len(segs) < per_tenant:
+            segs.extend(
+                demo_call(
+                    t.schema_name, (t_index + 1) * 10**6 + n, RECORD_PERIOD_START_MS + n * 60_000
+                )
+            )
+            n += 1
+        slices.append((t, segs[:per_tenant]))
+    total = sum(len(s) for _t, s in slices)
+
+    from billing import adapters
+
+    book, _rows = adapters.book_for_plan(books["plan"])
+    version = adapters.ledger_rating_version(book.versions[0])
+    t0 = time.perf_counter()
+    for _t, segs in slices:
+        for seg in segs:
+            rate_segment(seg, version)
+    core_s = time.perf_counter() - t0
+
+    counter = QueryCounter()
+    t0 = time.perf_counter()
+    with connection.execute_wrapper(counter):
+        written = sum(do_record_segments(t, segs).written for t, segs in slices)
+    rec_s = time.perf_counter() - t0
+
+    counter2 = QueryCounter()
+    t0 = time.perf_counter()
+    with connection.execute_wrapper(counter2):
+        again = sum(do_record_segments(t, segs).already_recorded for t, segs in slices)
+    rerun_s = time.perf_counter() - t0
+    batches = sum(-(-len(s) // 1000) for _t, s in slices)
+    return {
+        "segments": total,
+        "written": written,
+        "record_s": rec_s,
+        "record_per_s": total / rec_s,
+        "queries": counter.count,
+        "queries_per_batch": counter.count / batches,
+        "rerun_s": rerun_s,
+        "rerun_skipped": again,
+        "rerun_per_s": total / rerun_s,
+        "core_per_s": total / core_s,
+    }
+
+
+# -- 2. the invoice run (child process) ---------------------------------------------------------
+def measure_run(samples: int) -> dict:
+    from django.db import connection
+
+    from billing import adapters
+    from billing.actions import (
+        _account,
+        _live_charges,
+        billable_tenants,
+        compute_invoice,
+        do_prepare_invoice,
+        do_rerate_period,
+        do_run_period,
+    )
+    from billing.models import LedgerEntry
+    from billing.rating import rate_period
+
+    out: dict = {"rss_start_mb": rss_mb()}
+    rows = LedgerEntry.objects.filter(period_start=RUN_PERIOD).count()
+    out["ledger_rows"] = rows
+    tenants = billable_tenants()
+    out["tenants"] = len(tenants)
+
+    counter = QueryCounter()
+    t0 = time.perf_counter()
+    with connection.execute_wrapper(counter):
+        outcomes = do_run_period(RUN_PERIOD)
+    out["run_s"] = time.perf_counter() - t0
+    out["errors"] = sum(1 for o in outcomes if o.error)
+    out["invoices"] = sum(1 for o in outcomes if o.invoice)
+    out["lines_per_invoice"] = outcomes[0].invoice.lines.count() if outcomes[0].invoice else 0
+    out["queries"] = counter.count
+    out["queries_per_tenant"] = counter.count / len(tenants)
+    out["rss_after_run_mb"] = rss_mb()
+
+    sample = tenants[:samples]
+    # Not CaptureQueriesContext: its log is capped at 9,000 queries, which the run exceeds.
+    one = QueryCounter()
+    with connection.execute_wrapper(one):
+        do_prepare_invoice(sample[0], RUN_PERIOD)
+    out["one_tenant_queries"] = one.count
+
+    def traced(fn) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+        tracemalloc.start()
+        t = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - t
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak / 2**20, elapsed
+
+    def naive(tenant) -> None:  # type: ignore[no-untyped-def]
+        entries = list(LedgerEntry.objects.filter(tenant=tenant, period_start=RUN_PERIOD))
+        sum(e.amount for e in entries)
+
+    parts = {
+        "prepare": lambda t: do_prepare_invoice(t, RUN_PERIOD),
+        "rerate_check": lambda t: do_rerate_period(t, RUN_PERIOD),
+        "compute": lambda t: compute_invoice(t, RUN_PERIOD),
+        "naive_load_all": naive,
+    }
+    peaks: dict[str, list[float]] = {k: [] for k in parts}
+    for tenant in sample:
+        for name, fn in parts.items():
+            peaks[name].append(traced(lambda fn=fn, tenant=tenant: fn(tenant))[0])
+    out["tracemalloc_mb"] = {k: max(v) for k, v in peaks.items()}
+
+    # Wall time per tenant (untraced) of the real path against the baselines.
+    times: dict[str, list[float]] = {k: [] for k in ("prepare", "naive_load_all", "core_memory")}
+    for tenant in sample:
+        for name in ("prepare", "naive_load_all"):
+            t = time.perf_counter()
+            parts[name](tenant)
+            times[name].append(time.perf_counter() - t)
+        account = _account(tenant)
+        book, _rows = adapters.book_for_plan(account.plan)
+        period = adapters.period_for(tenant, RUN_PERIOD)
+        segs = list(
+            adapters.segments_from_entries(
+                _live_charges(tenant, RUN_PERIOD, late=False).order_by(), tenant.schema_name
+            )
+        )
+        t = time.perf_counter()
+        rate_period(segs, book, period, seats=account.seats, check_duplicates=False)
+        times["core_memory"].append(time.perf_counter() - t)
+        out.setdefault("segments_per_sample_tenant", len(segs))
+    out["per_tenant_s"] = {k: statistics.median(v) for k, v in times.items()}
+    out["rss_end_mb"] = rss_mb()
+    return out
+
+
+def child_measure(args: argparse.Namespace) -> None:
+    signal.alarm(args.time_limit)
+    bench_url()
+    setup_django()
+    print("RESULT " + json.dumps(measure_run(args.samples)), flush=True)
+
+
+def run_child(args: argparse.Namespace, budget: int) -> dict:
+    cmd = [sys.executable, __file__, "--phase", "measure", "--samples", str(args.samples)]
+    cmd += ["--time-limit", str(max(budget, 30))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 30, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    sys.exit(f"measure child failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+# -- main ----------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenants", type=int, default=500)
+    parser.add_argument("--segments", type=int, default=5_000_000)
+    parser.add_argument("--small-fraction", type=float, default=0.1)
+    parser.add_argument("--record-segments", type=int, default=50_000)
+    parser.add_argument("--samples", type=int, default=3, help="tenants traced for memory")
+    parser.add_argument("--time-limit", type=int, default=1800, help="seconds, then stop")
+    parser.add_argument("--drop-at-end", action="store_true")
+    parser.add_argument("--phase", default="all", choices=["all", "measure"])
+    args = parser.parse_args()
+    if args.phase == "measure":
+        child_measure(args)
+        return
+
+    deadline = time.monotonic() + args.time_limit
+    signal.alarm(args.time_limit + 60)  # last resort; children have their own limits
+    url = bench_url()
+    t0 = time.perf_counter()
+    recreate_database(url)
+    setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate_schemas", shared=True, verbosity=0, interactive=False)
+    migrate_s = time.perf_counter() - t0
+
+    books = create_books(args.tenants)
+    calls = max(1, args.segments // (args.tenants * SEGMENTS_PER_CALL))
+    books["calls_per_tenant"] = calls
+    small_calls = max(1, round(calls * args.small_fraction))
+    templates = kind_templates(books["plan"])
+    print(
+        f"database {urlsplit(url).path.lstrip('/')} created and migrated in {migrate_s:.1f} s; "
+        f"{args.tenants} clients without schemas; {calls} calls x {SEGMENTS_PER_CALL} segments "
+        "per tenant",
+        flush=True,
+    )
+
+    rec = bench_record(books, args.record_segments)
+    print(f"recorded {rec['written']:,} segments in {rec['record_s']:.1f} s", flush=True)
+
+    results = []
+    loaded = 0
+    load_s = 0.0
+    for lo, hi in ((0, small_calls), (small_calls, calls)):
+        if hi <= lo:
+            continue
+        t = time.perf_counter()
+        loaded += copy_ledger(url, books, templates, lo, hi)
+        load_s += time.perf_counter() - t
+        print(f"ledger: {loaded:,} rows loaded (COPY, {load_s:.0f} s so far)", flush=True)
+        budget = int(deadline - time.monotonic())
+        if budget < 60:
+            print("time limit reached: stopping before the next measurement", flush=True)
+            break
+        res = run_child(args, budget)
+        results.append(res)
+        print(f"invoice run over {res['ledger_rows']:,} rows: {res['run_s']:.1f} s", flush=True)
+
+    print_report(args, rec, results, load_s, loaded)
+    if args.drop_at_end:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(url)
+        print(f"dropped database {urlsplit(url).path.lstrip('/')}")
+
+
+def print_report(args, rec: dict, results: list[dict], load_s: float, loaded: int) -> None:  # type: ignore[no-untyped-def]
+    print()
+    print(f"== billing run benchmark: {args.tenants} tenants, {loaded:,} ledger rows ==")
+    print(f"set-up: COPY of {loaded:,} ledger rows in {load_s:.0f} s (not part of the figures)")
+    print()
+    print("1. do_record_segments (rate + idempotency check + insert, batches of 1,000)")
+    print(f"   segments                       {rec['segments']:>12,}")
+    print(f"   recorded                       {rec['record_per_s']:>12,.0f} segments/s")
+    print(f"   re-run (all already recorded)  {rec['rerun_per_s']:>12,.0f} segments/s")
+    print(f"   queries per 1,000 batch        {rec['queries_per_batch']:>12.1f}")
+    print(f"   baseline: core rate_segment    {rec['core_per_s']:>12,.0f} segments/s")
+    print()
+    print("2. do_run_period (draft invoice for every tenant)")
+    header = f"   {'':34}" + "".join(f"{r['ledger_rows']:>14,}" for r in results)
+    print(header + "  (ledger rows)")
+
+    def row(label: str, fn, fmt: str) -> None:  # type: ignore[no-untyped-def]
+        print(f"   {label:34}" + "".join(format(fn(r), fmt).rjust(14) for r in results))
+
+    row("segments per tenant", lambda r: r["segments_per_sample_tenant"], ",")
+    row("wall time, all tenants (s)", lambda r: r["run_s"], ".1f")
+    row("ledger rows / s", lambda r: r["ledger_rows"] / r["run_s"], ",.0f")
+    row("invoices (errors)", lambda r: f"{r['invoices']} ({r['errors']})", "")
+    row("lines per invoice", lambda r: r["lines_per_invoice"], "d")
+    row("SQL queries per tenant (run)", lambda r: r["queries_per_tenant"], ".1f")
+    row("SQL queries, one prepare", lambda r: r["one_tenant_queries"], "d")
+    row("peak RSS after run (MB)", lambda r: r["rss_after_run_mb"], ".0f")
+    row("  (RSS before run, MB)", lambda r: r["rss_start_mb"], ".0f")
+    row("tracemalloc peak/tenant (MB):", lambda r: "", "")
+    row("  do_prepare_invoice", lambda r: r["tracemalloc_mb"]["prepare"], ".1f")
+    row("   - do_rerate_period part", lambda r: r["tracemalloc_mb"]["rerate_check"], ".1f")
+    row("   - compute_invoice part", lambda r: r["tracemalloc_mb"]["compute"], ".1f")
+    row("  baseline: naive load-all + sum", lambda r: r["tracemalloc_mb"]["naive_load_all"], ".1f")
+    row("per-tenant time, median (ms):", lambda r: "", "")
+    row("  do_prepare_invoice", lambda r: 1000 * r["per_tenant_s"]["prepare"], ".0f")
+    row(
+        "  baseline: naive load-all + sum",
+        lambda r: 1000 * r["per_tenant_s"]["naive_load_all"],
+        ".0f",
+    )
+    row(
+        "  baseline: core rate_period, RAM",
+        lambda r: 1000 * r["per_tenant_s"]["core_memory"],
+        ".0f",
+    )
+    if len(results) == 2 and results[0]["ledger_rows"]:
+        a, b = results
+        scale = b["ledger_rows"] / a["ledger_rows"]
+        growth = b["tracemalloc_mb"]["prepare"] / max(a["tracemalloc_mb"]["prepare"], 1e-9)
+        print()
+        print(
+            f"   ledger x{scale:.1f}: wall time x{b['run_s'] / a['run_s']:.1f}, "
+            f"tracemalloc peak per tenant x{growth:.1f}, "
+            f"peak RSS {a['rss_after_run_mb']:.0f} -> {b['rss_after_run_mb']:.0f} MB"
+        )
+        if args.segments > b["ledger_rows"] * 1.05:
+            per_row = b["run_s"] / b["ledger_rows"]
+            print(
+                f"   extrapolated to {args.segments:,} rows (linear): "
+                f"{per_row * args.segments:.0f} s"
+            )
+
+
+if __name__ == "__main__":
+    main()
