@@ -419,6 +419,30 @@ def check_segments(tenant: Client, segments: Iterable[Segment]) -> list[Segment]
     return out
 
 
+def _check_legs_not_foreign(tenant: Client, segs: list[Segment], batch_size: int) -> None:
+    """Refuse (before anything is written) a segment whose leg is in another tenant's ledger.
+
+    The ledger's unique key (leg, kind, start, version, type) does not include the tenant while
+    "already recorded" is looked up per tenant, so such a segment would otherwise fail with a
+    raw IntegrityError half-way (or be booked twice across tenants under different plans).
+    """
+    for i in range(0, len(segs), batch_size):
+        legs = {seg.leg_uuid for seg in segs[i : i + batch_size]}
+        foreign = set(
+            LedgerEntry.objects.filter(leg_uuid__in=legs)
+            .exclude(tenant=tenant)
+            .values_list("leg_uuid", flat=True)
+            .distinct()
+        )
+        if foreign:
+            seg = next(s for s in segs[i : i + batch_size] if s.leg_uuid in foreign)
+            raise TenantMismatchError(
+                f"segment {seg.leg_uuid}/{seg.kind} (call {seg.call_id}) of tenant "
+                f"{tenant.schema_name!r}: leg {seg.leg_uuid} is already in the ledger under "
+                "another tenant; nothing was recorded"
+            )
+
+
 def do_record_segments(
     tenant: Client, segments: Iterable[Segment], *, batch_size: int = 1000
 ) -> RecordResult:
@@ -442,6 +466,7 @@ def do_record_segments(
     for seg in segs:
         origin = adapters.month_of(tenant, seg.start_ms)
         planned.append((seg, origin, book.version_for(origin)))  # PlanGapError before writing
+    _check_legs_not_foreign(tenant, segs, batch_size)
     result = RecordResult()
     for i in range(0, len(planned), batch_size):
         batch = planned[i : i + batch_size]
@@ -488,36 +513,58 @@ def _live_charges(tenant: Client, period_start: date, *, late: bool | None = Non
     return qs
 
 
-def do_rerate_period(tenant: Client, period_start: date) -> int:
-    """Re-rate an open period's entries whose plan version is no longer the one in force.
+RERATE_CHUNK = 2000
 
-    Each such charge gets a reversing entry and a new charge under the current version (the
-    ledger never changes in place). Returns the number of segments re-rated.
+
+def _rerate_candidates(  # type: ignore[no-untyped-def]
+    tenant: Client, period_start: date, book: PlanBook, rows: Mapping[int, PlanVersion]
+):
+    """Pks of the period's live charges to re-rate, streamed (never the whole period at once).
+
+    First those under a version that is no longer live (found in SQL), then those under a live
+    version other than the one in force for the month they started in, each group in ledger
+    order; only ``(pk, plan_version_id, start_ms)`` is read for the second check.
     """
-    account = _account(tenant)
-    book, rows = adapters.book_for_plan(account.plan)
-    rating = _RatingVersions(book)
-    count = 0
-    with transaction.atomic():
-        _lock_tenant(tenant)
-        if period_start in _closed_periods(tenant):
-            raise BillingError(
-                f"period {period_start:%Y-%m} of {tenant.schema_name} is closed; "
-                "correct it with a credit note"
-            )
-        live_pks = {r.pk for r in rows.values()}
-        stale = _live_charges(tenant, period_start).exclude(plan_version__in=live_pks)
-        # A charge under a live version may still be under the wrong one if versions moved;
-        # compare each with the version in force for the month it started in.
-        candidates = list(stale) + [
-            e
-            for e in _live_charges(tenant, period_start).filter(plan_version__in=live_pks)
-            if rows[book.version_for(adapters.month_of(tenant, e.start_ms)).version].pk
-            != e.plan_version_id
-        ]
-        new_entries: list[LedgerEntry] = []
-        for old in candidates:
-            LedgerEntry.objects.create(
+    live_pks = {r.pk for r in rows.values()}
+    stale = _live_charges(tenant, period_start).exclude(plan_version__in=live_pks)
+    if stale.exists():
+        yield from (
+            stale.order_by("start_ms", "id")
+            .values_list("pk", flat=True)
+            .iterator(chunk_size=RERATE_CHUNK)
+        )
+    # A charge under a live version may still be under the wrong one if versions moved;
+    # compare each with the version in force for the month it started in.
+    in_force: dict[date, int] = {}
+    for pk, version_id, start_ms in (
+        _live_charges(tenant, period_start)
+        .filter(plan_version__in=live_pks)
+        .order_by("start_ms", "id")
+        .values_list("pk", "plan_version_id", "start_ms")
+        .iterator(chunk_size=RERATE_CHUNK)
+    ):
+        month = adapters.month_of(tenant, start_ms)
+        if month not in in_force:
+            in_force[month] = rows[book.version_for(month).version].pk
+        if in_force[month] != version_id:
+            yield pk
+
+
+def _rerate_entries(
+    tenant: Client,
+    pks: list[int],
+    book: PlanBook,
+    rows: Mapping[int, PlanVersion],
+    rating: _RatingVersions,
+) -> list[LedgerEntry]:
+    """Reverse the charges ``pks`` (in that order); return their new charges (unsaved)."""
+    olds = LedgerEntry.objects.in_bulk(pks)
+    reversals: list[LedgerEntry] = []
+    new_entries: list[LedgerEntry] = []
+    for pk in pks:
+        old = olds[pk]
+        reversals.append(
+            LedgerEntry(
                 tenant=tenant,
                 plan_version_id=old.plan_version_id,
                 entry_type=LedgerEntry.EntryType.REVERSAL,
@@ -540,25 +587,65 @@ def do_rerate_period(tenant: Client, period_start: date) -> int:
                 late=old.late,
                 long_segment=old.long_segment,
             )
-            core_version = book.version_for(adapters.month_of(tenant, old.start_ms))
-            seg = adapters.segment_from_entry(old, tenant.schema_name)
-            new_entries.append(
-                _entry(
-                    tenant,
-                    seg,
-                    rows[core_version.version],
-                    core_version,
-                    old.period_start,
-                    old.late,
-                    rating,
-                )
+        )
+        core_version = book.version_for(adapters.month_of(tenant, old.start_ms))
+        seg = adapters.segment_from_entry(old, tenant.schema_name)
+        new_entries.append(
+            _entry(
+                tenant,
+                seg,
+                rows[core_version.version],
+                core_version,
+                old.period_start,
+                old.late,
+                rating,
             )
-            count += 1
-        if new_entries:
-            PlanVersion.objects.filter(
-                pk__in={e.plan_version_id for e in new_entries}, locked_at__isnull=True
-            ).update(locked_at=timezone.now())
+        )
+    LedgerEntry.objects.bulk_create(reversals)
+    return new_entries
+
+
+def do_rerate_period(tenant: Client, period_start: date) -> int:
+    """Re-rate an open period's entries whose plan version is no longer the one in force.
+
+    Each such charge gets a reversing entry and a new charge under the current version (the
+    ledger never changes in place). Returns the number of segments re-rated.
+
+    Memory does not grow with the period: candidates are found in SQL / from a streamed
+    ``(pk, version, start)`` scan and re-rated :data:`RERATE_CHUNK` at a time (for each chunk,
+    its reversals, then its new charges).
+    """
+    account = _account(tenant)
+    book, rows = adapters.book_for_plan(account.plan)
+    rating = _RatingVersions(book)
+    count = 0
+    with transaction.atomic():
+        _lock_tenant(tenant)
+        if period_start in _closed_periods(tenant):
+            raise BillingError(
+                f"period {period_start:%Y-%m} of {tenant.schema_name} is closed; "
+                "correct it with a credit note"
+            )
+        used: set[int] = set()
+        chunk: list[int] = []
+
+        def flush() -> None:
+            new_entries = _rerate_entries(tenant, chunk, book, rows, rating)
+            used.update(e.plan_version_id for e in new_entries)
             LedgerEntry.objects.bulk_create(new_entries)
+            chunk.clear()
+
+        for pk in _rerate_candidates(tenant, period_start, book, rows):
+            chunk.append(pk)
+            count += 1
+            if len(chunk) >= RERATE_CHUNK:
+                flush()
+        if chunk:
+            flush()
+        if used:
+            PlanVersion.objects.filter(pk__in=used, locked_at__isnull=True).update(
+                locked_at=timezone.now()
+            )
     return count
 
 

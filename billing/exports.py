@@ -325,6 +325,27 @@ def usage_csv(entries: Iterable[LedgerEntry]) -> Iterator[str]:
     return csv_rows(USAGE_COLUMNS, usage_rows(entries))
 
 
+ZIP_WRITE_CHUNK = 64 * 1024
+
+
+def _write_text(archive: zipfile.ZipFile, name: str, pieces: Iterable[str]) -> None:
+    """Write ``pieces`` UTF-8 encoded into the entry ``name`` as they come (~64 KB at a time),
+    so memory does not grow with the rows. ``force_zip64`` because the size is unknown up
+    front: an entry over 2 GiB must not fail at the end (the extracted bytes are the same)."""
+    with archive.open(name, "w", force_zip64=True) as entry:
+        buffered: list[str] = []
+        size = 0
+        for piece in pieces:
+            buffered.append(piece)
+            size += len(piece)
+            if size >= ZIP_WRITE_CHUNK:
+                entry.write("".join(buffered).encode())
+                buffered.clear()
+                size = 0
+        if buffered:
+            entry.write("".join(buffered).encode())
+
+
 def build_period_zip(export: PeriodExport) -> None:
     """Every issued invoice PDF of the period plus both CSVs, into ``export.content``."""
     buffer = io.BytesIO()
@@ -335,10 +356,9 @@ def build_period_zip(export: PeriodExport) -> None:
                 continue
             pdf = InvoicePdf.objects.filter(invoice=invoice).first() or render_invoice_pdf(invoice)
             archive.writestr(f"{invoice.display_number}.pdf", bytes(pdf.content))
-        archive.writestr("invoices.csv", "".join(invoices_csv(invoices)).encode())
-        archive.writestr(
-            "usage.csv",
-            "".join(usage_csv(period_entries(export.period_start).iterator(2000))).encode(),
+        _write_text(archive, "invoices.csv", invoices_csv(invoices))
+        _write_text(
+            archive, "usage.csv", usage_csv(period_entries(export.period_start).iterator(2000))
         )
     export.content = buffer.getvalue()
     export.status = PeriodExport.Status.DONE

@@ -240,3 +240,30 @@ def test_the_period_zip_holds_every_pdf_and_both_csvs(cast, issued):  # type: ig
         assert archive.read("INV-2026-00001.pdf").startswith(b"%PDF-")
         assert "INV-2026-00001" in archive.read("invoices.csv").decode("utf-8-sig")
     assert Invoice.objects.get(pk=issued.pk).status == "finalized"
+
+
+@pytest.mark.parametrize("chunk", [7, 64 * 1024])
+def test_the_period_zip_streams_csvs_identical_to_the_joined_text(cast, monkeypatch, chunk):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(exports, "ZIP_WRITE_CHUNK", chunk)  # 7: many writes, split mid-row
+    plan = demo_plan("alpha-std", "UAH", MARCH)
+    actions.do_assign_plan(cast.a, plan)
+    segs = [
+        s
+        for i in range(4)
+        for s in demo_call("alpha", i, T0 + i * 3_600_000, agent="Олена =Ковальчук")
+    ]
+    actions.do_record_segments(cast.a, segs)
+    actions.do_prepare_invoice(cast.a, MARCH)  # a draft: listed in invoices.csv, no PDF
+    export = PeriodExport.objects.create(period_start=MARCH)
+    exports.build_period_zip(export)
+    export.refresh_from_db()
+    expected_usage = "".join(exports.usage_csv(exports.period_entries(MARCH))).encode()
+    expected_invoices = "".join(exports.invoices_csv(exports.period_invoices(MARCH))).encode()
+    with zipfile.ZipFile(io.BytesIO(bytes(export.content))) as archive:
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == ["invoices.csv", "usage.csv"]
+        assert archive.read("usage.csv") == expected_usage
+        assert archive.read("invoices.csv") == expected_invoices
+        assert archive.getinfo("usage.csv").compress_type == zipfile.ZIP_DEFLATED
+    assert len(read_csv([expected_usage.decode("utf-8")])) == 1 + len(segs)
+    assert "Олена" in expected_usage.decode("utf-8")

@@ -301,3 +301,68 @@ def test_a_segment_recorded_while_its_period_closes_waits_and_lands_late(committ
     finally:
         closer.join(10)
     assert set(LedgerEntry.objects.values_list("period_start", "late")) == {(APRIL, True)}
+
+
+def test_a_leg_already_in_another_tenants_ledger_is_refused_and_nothing_is_written(
+    cast, alpha_plan
+):  # type: ignore[no-untyped-def]
+    # Beta on the same plan: without the check the ledger's unique key (which has no tenant)
+    # would raise a raw IntegrityError half-way through the batch.
+    type(cast.b).objects.filter(pk=cast.b.pk).update(currency="UAH")
+    cast.b.refresh_from_db()
+    actions.do_assign_plan(cast.b, alpha_plan, seats=1)
+    actions.do_record_segments(cast.a, calls(1))
+    fresh = calls(2, T0 + 7 * 86_400_000, tenant="beta")  # legs of its own, first in the batch
+    stolen = calls(1, tenant="beta")  # the same legs alpha recorded
+    leg = stolen[0].leg_uuid
+    with pytest.raises(
+        TenantMismatchError, match=f"leg {leg} is already in the ledger under another tenant"
+    ):
+        actions.do_record_segments(cast.b, fresh + stolen, batch_size=3)
+    assert not LedgerEntry.objects.filter(tenant=cast.b).exists()
+    assert LedgerEntry.objects.filter(tenant=cast.a).count() == 5
+    # Its own legs alone are recorded normally.
+    assert actions.do_record_segments(cast.b, fresh).written == 10
+
+
+def test_rerating_streams_in_chunks_and_books_the_same_as_one_pass(cast, alpha_plan, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(actions, "RERATE_CHUNK", 4)  # 15 charges: chunks of 4, 4, 4, 3
+    actions.do_record_segments(cast.a, calls(3))
+    assert actions.do_rerate_period(cast.a, MARCH) == 0  # nothing superseded: nothing written
+    assert LedgerEntry.objects.count() == 15
+    v1 = PlanVersion.objects.get(plan=alpha_plan)
+    before = {e.pk: e.amount for e in LedgerEntry.objects.all()}
+    fixed = demo_rates("UAH") | {"agent": KindRate(D("1.20"), increment=(6, 6))}
+    v2 = actions.do_correct_plan_version(v1, rates=fixed)
+    loaded: list[int] = []
+    real = actions._rerate_entries
+
+    def spy(tenant, pks, *args):  # type: ignore[no-untyped-def]
+        loaded.append(len(pks))
+        return real(tenant, pks, *args)
+
+    monkeypatch.setattr(actions, "_rerate_entries", spy)
+    assert actions.do_rerate_period(cast.a, MARCH) == 15
+    assert loaded == [4, 4, 4, 3]
+    assert actions.do_rerate_period(cast.a, MARCH) == 0
+    for pk, amount in before.items():
+        old = LedgerEntry.objects.get(pk=pk)
+        assert old.amount == amount
+        assert old.reversed_by.amount == -amount
+        assert (
+            old.reversed_by.pk
+            < LedgerEntry.objects.get(
+                entry_type="charge",
+                plan_version=v2,
+                leg_uuid=old.leg_uuid,
+                kind=old.kind,
+                start_ms=old.start_ms,
+            ).pk
+        )
+    assert LedgerEntry.objects.count() == 45
+    live = actions._live_charges(cast.a, MARCH)
+    assert {e.plan_version_id for e in live} == {v2.pk}
+    assert live.count() == 15
+    assert sum(e.amount for e in LedgerEntry.objects.filter(kind="agent")) == D("12.600000")
+    v2.refresh_from_db()
+    assert v2.is_locked
