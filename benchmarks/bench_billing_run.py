@@ -48,33 +48,14 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/ccp_bench"
+from bench_db import bench_url, prepare_database  # noqa: E402  (benchmarks/ is on sys.path)
+
 RUN_PERIOD = date(2026, 3, 1)  # the invoiced month
 RECORD_PERIOD_START_MS = int(datetime(2026, 2, 2, tzinfo=UTC).timestamp() * 1000)
 RUN_START_MS = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp() * 1000)
 RUN_SPAN_MS = 26 * 86_400_000  # calls spread over 26 days, well inside the local month
 SEGMENTS_PER_CALL = 5  # demo_call: ivr, queue, agent, handoff + escalation leg
 TZ = "Europe/Kyiv"
-
-
-def bench_url() -> str:
-    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    name = urlsplit(url).path.lstrip("/")
-    if "bench" not in name:
-        sys.exit(f"refusing to run on database {name!r}: the benchmark needs its own (…bench…)")
-    os.environ["DATABASE_URL"] = url
-    return url
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def drop_database(url: str) -> None:
@@ -391,7 +372,7 @@ def main() -> None:
     signal.alarm(args.time_limit + 60)  # last resort; children have their own limits
     url = bench_url()
     t0 = time.perf_counter()
-    recreate_database(url)
+    prepare_database(url, recreate=True)
     setup_django()
     from django.core.management import call_command
 

@@ -35,28 +35,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/ccp_bench"
+from bench_db import bench_url, prepare_database  # noqa: E402  (benchmarks/ is on sys.path)
+
 TRIVIAL_HTML = "<html><body><h1>Invoice</h1><p>One line, one page.</p></body></html>"
-
-
-def bench_url() -> str:
-    url = os.environ.get("DATABASE_URL") or DEFAULT_URL
-    name = urlsplit(url).path.lstrip("/")
-    if "bench" not in name:
-        sys.exit(f"refusing to run on database {name!r}: the benchmark needs its own (…bench…)")
-    os.environ["DATABASE_URL"] = url
-    return url
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def drop_database(url: str) -> None:
@@ -197,7 +178,7 @@ def main() -> None:
     deadline = time.monotonic() + args.time_limit
 
     url = bench_url()
-    ensure_database(url)
+    prepare_database(url, recreate=False)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ccplatform.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
