@@ -1,0 +1,100 @@
+"""reconcile() (pure): the CDR is the ground truth; small skews snap, big ones are mismatches."""
+
+from __future__ import annotations
+
+from telephony.callflow.meter import CdrTimes, reconcile
+
+from .test_meter import AGENT_LEG, ESC, T0, A, worked_example
+
+
+def cdrs(a_skew=(0, 0), esc_skew=(0, 0), agent=True):  # type: ignore[no-untyped-def]
+    out = {
+        A: CdrTimes(A, T0 + a_skew[0], T0 + 420_000 + a_skew[1], 420_000 + a_skew[1] - a_skew[0]),
+        ESC: CdrTimes(
+            ESC,
+            T0 + 270_000 + esc_skew[0],
+            T0 + 420_000 + esc_skew[1],
+            150_000 + esc_skew[1] - esc_skew[0],
+            "NORMAL_CLEARING",
+        ),
+    }
+    if agent:
+        out[AGENT_LEG] = CdrTimes(AGENT_LEG, T0 + 95_000, T0 + 310_000, 215_000)
+    return out
+
+
+def test_matching_cdrs_give_ok_and_the_segments_unchanged() -> None:
+    segs = worked_example().segments()
+    r = reconcile(segs, cdrs(), a_leg_uuid=A, unmetered_legs=[AGENT_LEG])
+    assert (r.status, r.flags, r.snapped) == ("ok", (), 0)
+    assert list(r.segments) == segs
+    a_leg = [s for s in r.segments if s.leg_uuid == A]
+    assert sum(s.duration_ms for s in a_leg) == cdrs()[A].billsec_ms
+
+
+def test_small_skews_snap_to_the_cdr_edges_and_are_counted() -> None:
+    r = reconcile(
+        worked_example().segments(),
+        cdrs(a_skew=(-400, 700), esc_skew=(1000, -3)),
+        unmetered_legs=[AGENT_LEG],
+    )
+    assert r.status == "ok" and (r.snapped, r.snapped_ms) == (4, 400 + 700 + 1000 + 3)
+    segs = {s.kind.value: s for s in r.segments}
+    assert segs["ivr"].start_ms == T0 - 400 and segs["ivr"].end_ms == T0 + 25_400
+    assert segs["handoff"].end_ms == T0 + 420_700
+    assert (segs["escalation"].start_ms, segs["escalation"].end_ms) == (T0 + 271_000, T0 + 419_997)
+    a_leg = [s for s in r.segments if s.leg_uuid == A]
+    assert sum(s.duration_ms for s in a_leg) == 421_100 == r_cdr_billsec((-400, 700))
+    assert any("snapped" in m for m in r.messages)
+
+
+def r_cdr_billsec(skew: tuple[int, int]) -> int:
+    return cdrs(a_skew=skew)[A].billsec_ms
+
+
+def test_a_larger_difference_is_a_mismatch_with_a_message() -> None:
+    r = reconcile(worked_example().segments(), cdrs(a_skew=(0, 1001)), unmetered_legs=[AGENT_LEG])
+    assert r.status == "mismatch"
+    assert any(f"leg {A}: segments run" in m and "end -1.001 s" in m for m in r.messages)
+    assert list(r.segments) == worked_example().segments()  # untouched
+
+
+def test_a_leg_without_a_cdr_waits() -> None:
+    c = cdrs()
+    del c[ESC]
+    r = reconcile(worked_example().segments(), c, unmetered_legs=[AGENT_LEG])
+    assert r.status == "waiting" and any(f"leg {ESC}: no CDR yet" in m for m in r.messages)
+
+
+def test_a_cdr_without_segments_is_flagged_but_agent_legs_are_not() -> None:
+    segs = [s for s in worked_example().segments() if s.leg_uuid != ESC]
+    r = reconcile(segs, cdrs(), unmetered_legs=[AGENT_LEG])
+    assert r.status == "ok" and r.flags == ((ESC, "cdr_without_segments"),)
+    r2 = reconcile(segs, cdrs(), unmetered_legs=[])
+    assert {f[0] for f in r2.flags} == {ESC, AGENT_LEG}
+
+
+def test_an_open_leg_waits_and_is_not_flagged() -> None:
+    segs = [s for s in worked_example().segments() if s.leg_uuid != ESC]
+    r = reconcile(segs, cdrs(), unmetered_legs=[AGENT_LEG], open_legs=[ESC])
+    assert r.status == "waiting" and r.flags == ()
+
+
+def test_segments_on_a_leg_the_cdr_says_was_unanswered_are_a_mismatch() -> None:
+    c = cdrs()
+    c[ESC] = CdrTimes(ESC, None, T0 + 420_000, 0, "NO_ANSWER")
+    r = reconcile(worked_example().segments(), c, unmetered_legs=[AGENT_LEG])
+    assert r.status == "mismatch" and any("never answered" in m for m in r.messages)
+
+
+def test_the_cdr_hangup_cause_is_carried_onto_the_final_segments() -> None:
+    c = cdrs()
+    c[A] = CdrTimes(A, T0, T0 + 420_000, 420_000, "USER_BUSY")
+    r = reconcile(worked_example().segments(), c, unmetered_legs=[AGENT_LEG])
+    assert {s.hangup_cause for s in r.segments if s.leg_uuid == A} == {"USER_BUSY"}
+
+
+def test_an_answered_a_leg_with_no_time_is_not_flagged() -> None:
+    c = {A: CdrTimes(A, T0, T0 + 200, 200)}
+    assert reconcile([], c, a_leg_uuid=A) == reconcile([], {})
+    assert reconcile([], {A: CdrTimes(A, T0, T0 + 5000, 5000)}, a_leg_uuid=A).flags
