@@ -130,6 +130,7 @@ class _ChannelRuntime:
     outcome: asyncio.Future[str] | None = None  # originate: "" answered or a cause
     dtmf_waiter: asyncio.Future[None] | None = None
     park_announced: bool = False
+    playback_break: asyncio.Event | None = None  # set by uuid_break: the playback stops
 
 
 class OriginateError(Exception):
@@ -146,7 +147,10 @@ TONE_ENDLESS = "tone_stream://%(1000,0,440);loops=-1"
 
 
 def tone_seconds(path: str) -> float | None:
-    """Length of a ``tone_stream://`` in seconds; None if endless; 2 s for files."""
+    """Length of a ``tone_stream://`` in seconds; None if endless (also ``local_stream://``,
+    FreeSWITCH's music on hold, which never ends); 2 s for files."""
+    if path.startswith("local_stream://"):
+        return None
     if not path.startswith("tone_stream://"):
         return 2.0
     if "loops=-1" in path:
@@ -721,10 +725,24 @@ class Switch:
             )
 
         entry = self.push_unwind(ch, "playback", stop)
-        if seconds is None:
-            await asyncio.Event().wait()  # endless: until hangup/transfer
-        else:
-            await self.clock.sleep(seconds)
+        rt = self.rt(ch)
+        brk = rt.playback_break = asyncio.Event()
+        waiter = asyncio.ensure_future(brk.wait())
+        sleeper = asyncio.ensure_future(
+            asyncio.Event().wait() if seconds is None else self.clock.sleep(seconds)
+        )
+        try:
+            # Endless playback runs until hangup/transfer/uuid_break.
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+            if rt.playback_break is brk:
+                rt.playback_break = None
+        if brk.is_set():
+            status[0] = "break"
+            if seconds is None:
+                seconds = 0.0
         if ch.alive:
             self.pop_unwind(ch, entry)
         return "FILE PLAYED"
@@ -1556,6 +1574,20 @@ class Switch:
         inline = len(rest) > 1 and rest[1] == "inline"
         context = rest[2] if len(rest) > 2 else "default"
         self.transfer(ch, f"'{dest}'" if inline else dest, context)
+        return "+OK\n"
+
+    def api_uuid_break(self, arg: str) -> str:
+        """``uuid_break <uuid> [all]``: stop the file playing now (``all``: and the queued ones)."""
+        words = arg.split()
+        ch = self._chan(words[0]) if words else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        rt = self.rt(ch)
+        if len(words) > 1 and words[1] == "all":
+            while not rt.queue.empty():
+                rt.queue.get_nowait()
+        if rt.playback_break is not None:
+            rt.playback_break.set()
         return "+OK\n"
 
     def api_uuid_bridge(self, arg: str) -> str:

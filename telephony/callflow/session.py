@@ -1,0 +1,854 @@
+"""One call, from the moment the switch hands it to our outbound socket until it hangs up.
+
+A :class:`CallSession` is the coroutine of one call (the A leg): it routes the dialled number to
+its tenant, runs the tenant's IVR, queues the caller with the routing engine (music on hold,
+honest wait announcements that never delay a bridge: ``uuid_bridge`` breaks whatever is
+playing), rings the agent the engine chooses on the caller's node, bridges, escalates to the
+client's second line, and meters every millisecond of the caller's answered time into segments
+(:mod:`.meter`, shared/design/segments.md). Times are the switch's event timestamps.
+
+The session never blocks the engine: decisions arrive through :meth:`offer`,
+:meth:`cancel_offer` and :meth:`decision`, which only start tasks or queue work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from routing.engine.model import (
+    Announce,
+    CallAbandoned,
+    CallArrived,
+    CallbackAccepted,
+    CallEnded,
+    Decision,
+    Escalate,
+    OfferAnswered,
+    OfferCallback,
+    Overflow,
+    Reject,
+)
+from telephony.esl import CommandError, ConnectionLost, ESLError, Event, OutboundCall
+
+from .directory import Menu, Prompt, TenantCallPlan, check_action
+from .meter import CallMeter
+from .switchboard import CallSummary, event_ms
+
+if TYPE_CHECKING:
+    from .switchboard import Switchboard
+
+log = logging.getLogger("telephony.switchboard.call")
+
+GOODBYE = Prompt(text="Thank you for calling. Goodbye.")
+SATISFIED = Prompt(text="If that answers your question, press 1. To talk to an agent, press 2.")
+CALLBACK_OFFER = Prompt(
+    text="To be called back when an agent is free, press 1. To keep waiting, press 2."
+)
+SECOND_LINE_FAILED = Prompt(text="Our specialists are busy. Please hold for the next agent.")
+BUSY = Prompt(text="All our agents are busy. Please call again later.")
+
+
+class CallerGone(Exception):
+    """The caller hung up (or the channel vanished) while we were waiting on something."""
+
+
+def _quote(text: str) -> str:
+    """A single word for FreeSWITCH's argument splitter (quotes are its only escape)."""
+    return "'" + text.replace("'", "") + "'"
+
+
+def playable(prompt: Prompt) -> str:
+    """What ``playback`` plays: the file, or ``say:`` text-to-speech (tts_engine on the channel)."""
+    return prompt.file or f"say:{prompt.text}"
+
+
+def seconds_phrase(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+
+
+class CallSession:
+    """See the module docstring."""
+
+    def __init__(self, switchboard: Switchboard, call: OutboundCall) -> None:
+        self.sb = switchboard
+        self.call = call
+        ch = call.channel
+        assert ch is not None  # the server only hands over connected calls
+        self.channel = ch
+        self.call_id = call.uuid
+        v = ch.variables
+        self.did = _e164(v.get("ccp_did") or ch.get("Caller-Destination-Number") or "")
+        self.caller = ch.get("Caller-Caller-ID-Number") or ""
+        self.node = self._node_name(ch)
+        self.overflow_reason = v.get("sip_h_X-Overflow-Reason", "")
+        self.plan: TenantCallPlan | None = None
+        self.state = "new"  # ivr, queue, agent, escalated, ended
+        self.gone = asyncio.Event()
+        self.hangup_ev: Event | None = None
+        self.hangup_cause = ""
+        self.answered_ms: int | None = None
+        self.meter: CallMeter | None = None
+        self.summary = CallSummary(
+            call_id=self.call_id,
+            tenant_id="",
+            node=self.node,
+            did=self.did,
+            caller=self.caller,
+            origin="overflow" if self.overflow_reason else "direct",
+            started_ms=event_ms(ch, switchboard.now()),
+        )
+        self.summary.legs[self.call_id] = "a"
+        self.decisions: asyncio.Queue[Decision] = asyncio.Queue()
+        self.pending: dict[str, str] = {}  # agent id -> leg uuid being rung
+        self.agent: str | None = None
+        self.agent_leg: str | None = None
+        self.second_leg: str | None = None
+        self.bridged = asyncio.Event()
+        self.second_end: asyncio.Future[Event] | None = None
+        self.in_engine = False
+        self.recording: str = ""
+        self._lookup: asyncio.Task[dict[str, Any] | None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._finished = False
+        self._moh_playing = False
+        self._last_t = 0
+
+    # ------------------------------------------------------------------ helpers
+    def _node_name(self, ch: Event) -> str:
+        for name, link in self.sb.links.items():
+            if link.client.core_uuid and link.client.core_uuid == ch.core_uuid:
+                return name
+        host = ch.get("FreeSWITCH-Hostname")
+        for name in self.sb.links:
+            if name == host:
+                return name
+        return next(iter(self.sb.links), host or "")
+
+    def now(self) -> float:
+        return self.sb.now()
+
+    def now_ms(self) -> int:
+        return int(self.now() * 1000)
+
+    def t(self, at_ms: int) -> int:
+        """A meter time: never before the last one (switch and platform clocks may differ)."""
+        at_ms = max(at_ms, self._last_t)
+        self._last_t = at_ms
+        return at_ms
+
+    async def _guard(self, aw: Any) -> Any:
+        """Await ``aw`` unless the caller goes first (then raise :class:`CallerGone`)."""
+        if self.gone.is_set():
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise CallerGone
+        task = asyncio.ensure_future(aw)
+        gone = asyncio.ensure_future(self.gone.wait())
+        try:
+            await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise CallerGone
+        try:
+            return task.result()
+        except (ConnectionLost, ESLError) as exc:
+            if self.gone.is_set():
+                raise CallerGone from exc
+            raise
+
+    async def _play(self, prompt: Prompt) -> None:
+        await self._guard(self.call.execute_wait("playback", playable(prompt)))
+
+    async def _digits(self, prompt: Prompt, var: str, *, timeout_s: float, tries: int = 1,
+                      invalid: Prompt | None = None, valid: str = "0-9*#") -> str:  # fmt: skip
+        arg = " ".join(
+            (
+                "1", "1", str(tries), str(int(timeout_s * 1000)), "#",
+                _quote(playable(prompt)),
+                _quote(playable(invalid)) if invalid else "silence_stream://250",
+                var, f"[{valid}]",
+            )
+        )  # fmt: skip
+        ev = await self._guard(self.call.execute_wait("play_and_get_digits", arg))
+        value = ev.variables.get(var, "") if ev is not None else ""
+        if not value:
+            with contextlib.suppress(ESLError, ConnectionLost):
+                value = (await self._guard(self.call.getvar(var))).strip()
+            if value == "_undef_":
+                value = ""
+        return value
+
+    async def _hangup(self, cause: str = "NORMAL_CLEARING") -> None:
+        if not self.gone.is_set():
+            with contextlib.suppress(ESLError, ConnectionLost):
+                await self.call.hangup_call(cause)
+
+    # ------------------------------------------------------------------ main
+    async def run(self) -> None:
+        call = self.call
+        try:
+            await call.myevents()
+            await call.linger()
+        except (ESLError, ConnectionLost):
+            self.sb.stats["socket_setup_failed"] += 1
+            return
+        self._pump = asyncio.get_running_loop().create_task(
+            self._events(), name=f"events {self.call_id}"
+        )
+        try:
+            await self._flow()
+            await self.gone.wait()
+        except CallerGone:
+            pass
+        except Exception:
+            log.exception("call %s: flow failed", self.call_id)
+            self.summary.outcome = self.summary.outcome or "failed"
+            self.summary.cause = self.summary.cause or "platform_error"
+            await self._hangup("NORMAL_TEMPORARY_FAILURE")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self.gone.wait()
+        finally:
+            if self.second_end is not None and not self.second_end.done():
+                # The second line usually hangs up with the caller: wait for its CDR time.
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    async with asyncio.timeout(5):
+                        await asyncio.shield(self.second_end)
+            self._finish()
+            if self._pump is not None:
+                self._pump.cancel()
+            with contextlib.suppress(ESLError, ConnectionLost):
+                await call.exit()
+
+    async def _flow(self) -> None:
+        sb = self.sb
+        route = sb.directory.route(self.did)
+        if route is None:
+            sb.stats["unknown_number"] += 1
+            await sb.sink.notice(
+                "unknown_number",
+                {
+                    "did": self.did,
+                    "caller": self.caller,
+                    "node": self.node,
+                    "call_id": self.call_id,
+                },
+            )
+            self.summary.outcome, self.summary.cause = "failed", "unknown_number"
+            await self._answer()
+            await self._play(sb.directory.unknown_number_prompt)
+            await self._hangup("UNALLOCATED_NUMBER")
+            return
+        plan = sb.directory.tenants[route.tenant_id]
+        self.plan = plan
+        self.summary.tenant_id = plan.tenant_id
+        if route.origin == "overflow":
+            self.summary.origin = "overflow"
+        self.meter = CallMeter(
+            plan.tenant_id, self.call_id, self.call_id, self.summary.origin, self.node
+        )
+        if not plan.active:
+            sb.stats["suspended_tenant"] += 1
+            self.summary.outcome, self.summary.cause = "failed", "tenant_suspended"
+            await self._answer()
+            await self._play(plan.suspended_prompt)
+            await self._hangup()
+            return
+        if True:  # contacts always; the client's webhook when configured
+            self._lookup = asyncio.get_running_loop().create_task(self._do_lookup(plan))
+        queue_id = route.queue or plan.default_queue
+        if self.summary.origin == "overflow":
+            # The client's centre sent it: straight to the queue; over the cap it goes back
+            # unanswered (the client's PBX gets a busy and keeps the call).
+            await self._queue(queue_id, before_answer=True)
+            return
+        await self._answer()
+        if plan.recording != "none":
+            await self._start_recording(plan)
+        if not plan.hours.is_open(_utc(self.now())):
+            await self._play(plan.closed_prompt)
+            action = plan.closed_action
+        else:
+            if plan.greeting is not None:
+                await self._play(plan.greeting)
+            entry = route.entry_menu or plan.entry_menu
+            action = f"menu:{entry}" if entry else f"queue:{queue_id}"
+        await self._run_actions(action, queue_id)
+
+    async def _answer(self) -> None:
+        await self._guard(self.call.execute_wait("answer"))
+        if self.answered_ms is None:
+            # CHANNEL_ANSWER arrives before the answer's EXECUTE_COMPLETE.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    while self.answered_ms is None:
+                        await asyncio.sleep(0)
+        if self.answered_ms is None:
+            self.answered_ms = self.now_ms()
+        self.summary.answered_ms = self.answered_ms
+        if self.meter is not None:
+            self.meter.answered(self.t(self.answered_ms))
+        self.state = "ivr"
+        with contextlib.suppress(ESLError, ConnectionLost):
+            await self.call.execute("set", "tts_engine=flite")
+
+    async def _run_actions(self, action: str, default_queue: str) -> None:
+        plan = self.plan
+        assert plan is not None
+        hops = 0
+        while True:
+            hops += 1
+            if hops > 50:
+                action = "hangup"
+            kind, arg = check_action(action)
+            if kind == "menu":
+                action = await self._menu(plan.menus[arg])
+            elif kind in ("say", "answer"):
+                text = arg if kind == "say" else await self._self_service_answer()
+                await self._play(Prompt(text=text))
+                digit = await self._digits(SATISFIED, "ccp_satisfied", timeout_s=5, valid="12")
+                if digit == "1":
+                    self.summary.outcome, self.summary.cause = "ivr", "self_service"
+                    await self._play(GOODBYE)
+                    await self._hangup()
+                    return
+                action = f"queue:{default_queue}" if default_queue else "hangup"
+            elif kind == "queue":
+                await self._queue(arg)
+                return
+            elif kind == "escalate":
+                ok = await self._escalate(reason="ivr", context={})
+                if ok:
+                    return
+                action = f"queue:{default_queue}" if default_queue else "hangup"
+            elif kind == "voicemail":
+                await self._voicemail()
+                return
+            else:  # hangup
+                self.summary.outcome = self.summary.outcome or "ivr"
+                self.summary.cause = self.summary.cause or "ivr_hangup"
+                await self._play(GOODBYE)
+                await self._hangup()
+                return
+
+    async def _menu(self, menu: Menu) -> str:
+        for _ in range(menu.retries):
+            digit = await self._digits(menu.prompt, "ccp_digit", timeout_s=menu.timeout_s)
+            if digit:
+                action = menu.action_for(digit)
+                if action is not None:
+                    return action
+                await self._play(menu.invalid_prompt)
+        return menu.on_timeout
+
+    async def _do_lookup(self, plan: TenantCallPlan) -> dict[str, Any] | None:
+        timeout = plan.lookup.timeout_s if plan.lookup is not None else 1.0
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.sb.sink.lookup(plan.tenant_id, self.caller)
+        except TimeoutError:
+            self.sb.stats["lookup_timeout"] += 1
+        except Exception:  # noqa: BLE001  # a failing lookup never blocks the call
+            self.sb.stats["lookup_failed"] += 1
+            log.warning("call %s: caller lookup failed", self.call_id, exc_info=True)
+        return None
+
+    async def _lookup_result(self) -> dict[str, Any] | None:
+        if self._lookup is None:
+            return None
+        try:
+            return await self._guard(asyncio.shield(self._lookup))
+        except CallerGone:
+            raise
+        except Exception:  # noqa: BLE001
+            return None
+
+    async def _self_service_answer(self) -> str:
+        found = await self._lookup_result()
+        if found and found.get("answer"):
+            self.sb.stats["self_service_answers"] += 1
+            return str(found["answer"])
+        return "We could not find anything for your number."
+
+    async def _voicemail(self) -> None:
+        self.summary.outcome = self.summary.outcome or "ivr"
+        self.summary.cause = "voicemail"
+        await self._play(Prompt(text="Please leave a message after the tone."))
+        await self._guard(self.call.execute_wait("playback", "tone_stream://%(500,0,800)"))
+        await self._hangup()
+
+    async def _start_recording(self, plan: TenantCallPlan) -> None:
+        if plan.recording == "on_demand":
+            return
+        if plan.recording == "sample":
+            share = int(hashlib.sha256(self.call_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            if share >= plan.recording_sample:
+                return
+        day = time.strftime("%Y/%m/%d", time.gmtime(self.now()))
+        path = f"$${{recordings_dir}}/{plan.tenant_id}/{day}/{self.call_id}.wav"
+        path = path.replace("$${recordings_dir}", "/var/lib/freeswitch/recordings")
+        try:
+            await self.call.api(f"uuid_record {self.call_id} start {path}")
+        except (ESLError, ConnectionLost) as exc:
+            log.warning("call %s: recording did not start: %s", self.call_id, exc)
+            return
+        self.recording = path
+        await self.sb.sink.notice(
+            "recording",
+            {
+                "tenant_id": plan.tenant_id,
+                "call_id": self.call_id,
+                "path": path,
+                "started_ms": self.now_ms(),
+            },
+        )
+
+    async def set_masked(self, masked: bool) -> bool:
+        """Pause (mask) or resume the recording while a secret is spoken."""
+        if not self.recording:
+            return False
+        await self.call.api(
+            f"uuid_record {self.call_id} {'mask' if masked else 'unmask'} {self.recording}"
+        )
+        return True
+
+    # ------------------------------------------------------------------ queue
+    async def _queue(self, queue_id: str, *, before_answer: bool = False) -> None:
+        assert self.meter is not None
+        sb = self.sb
+        self.summary.queue = queue_id
+        lookup = (
+            None
+            if before_answer
+            else (
+                self._lookup.result()
+                if self._lookup is not None and self._lookup.done() and not self._lookup.exception()
+                else None
+            )
+        )
+        at = self.now()
+        sb.feed(
+            CallArrived(
+                at,
+                self.call_id,
+                queue_id,
+                priority=int((lookup or {}).get("priority", 0) or 0),
+                caller_id=self.caller or None,
+                vip=bool((lookup or {}).get("vip")),
+                topic=(lookup or {}).get("topic"),
+                overflow_in=self.summary.origin == "overflow",
+            )
+        )
+        self.in_engine = True
+        if before_answer:
+            refused = [d for d in _drain(self.decisions) if isinstance(d, Overflow | Reject)]
+            if refused:
+                self.in_engine = False
+                self.summary.outcome, self.summary.cause = (
+                    "overflowed",
+                    f"refused:{refused[0].reason}",
+                )
+                sb.stats["overflow_refused"] += 1
+                await self._hangup("USER_BUSY")
+                return
+            await self._answer()
+        self.state = "queue"
+        self.meter.enter_queue(self.t(self.now_ms()), queue_id)
+        await self._moh()
+        while self.state == "queue":
+            getter = asyncio.ensure_future(self.decisions.get())
+            bridged = asyncio.ensure_future(self.bridged.wait())
+            try:
+                await self._guard(
+                    asyncio.wait((getter, bridged), return_when=asyncio.FIRST_COMPLETED)
+                )
+            finally:
+                bridged.cancel()
+                if not getter.done():
+                    getter.cancel()
+            if self.bridged.is_set() or not getter.done() or getter.cancelled():
+                break
+            await self._on_queue_decision(getter.result())
+
+    async def _moh(self) -> None:
+        self._moh_playing = True
+        with contextlib.suppress(ESLError, ConnectionLost):
+            await self.call.execute("playback", self.sb.moh)
+
+    async def _break(self) -> None:
+        with contextlib.suppress(ESLError, ConnectionLost):
+            await self.call.api(f"uuid_break {self.call_id} all")
+
+    async def _on_queue_decision(self, d: Decision) -> None:
+        if isinstance(d, Announce):
+            if self.state != "queue" or self.pending_bridge():
+                return
+            await self._break()
+            await self.call.execute("set", f"ccp_announced_wait_sec={int(d.seconds)}")
+            text = f"Your estimated wait is {seconds_phrase(d.seconds)}."
+            if d.reason == "delay":
+                text = f"We are sorry for the delay. {text}"
+            await self.call.execute("playback", playable(Prompt(text=text)))
+            await self._moh()
+            self.sb.stats["announcements"] += 1
+        elif isinstance(d, OfferCallback):
+            await self._break()
+            digit = await self._digits(CALLBACK_OFFER, "ccp_callback", timeout_s=5, valid="12")
+            if digit == "1" and self.state == "queue":
+                self._leave_queue("callback")
+                self.sb.feed(CallbackAccepted(self.now(), self.call_id))
+                self.summary.outcome, self.summary.cause = "callback", "callback_accepted"
+                await self.sb.sink.notice(
+                    "callback_request",
+                    {
+                        "tenant_id": self.summary.tenant_id,
+                        "call_id": self.call_id,
+                        "number": self.caller,
+                        "queue": self.summary.queue,
+                    },
+                )
+                await self._play(Prompt(text="We will call you back. Goodbye."))
+                await self._hangup()
+            elif self.state == "queue":
+                await self._moh()
+        elif isinstance(d, Overflow):
+            self._leave_queue("overflow")
+            self.summary.outcome, self.summary.cause = "overflowed", f"{d.target}:{d.reason}"
+            await self._overflow_to(d.target)
+        elif isinstance(d, Escalate):
+            await self._break()
+            self._leave_queue("escalation")
+            ok = await self._escalate(reason=d.reason, context=dict(d.context), target=d.target)
+            if not ok and not self.gone.is_set():
+                await self._play(SECOND_LINE_FAILED)
+                await self._queue(self.summary.queue)
+        elif isinstance(d, Reject):
+            self._leave_queue("rejected")
+            self.summary.outcome, self.summary.cause = "failed", f"rejected:{d.reason}"
+            await self._break()
+            await self._play(BUSY)
+            await self._hangup()
+
+    def pending_bridge(self) -> bool:
+        return self.agent is not None
+
+    def _leave_queue(self, reason: str) -> None:
+        if self.state == "queue" and self.meter is not None:
+            self.meter.leave_queue(self.t(self.now_ms()), reason)
+        self.state = "ivr" if reason == "escalation" else "leaving"
+        self.in_engine = False
+
+    async def _overflow_to(self, target: str) -> None:
+        kind, _, arg = target.partition(":")
+        await self._break()
+        if kind == "voicemail":
+            await self._voicemail()
+        elif kind in ("client", "busy") or not arg:
+            await self._play(BUSY)
+            await self._hangup()
+        else:
+            # Another site or number: hand the call over (the caller's leg stays ours).
+            ok = await self._escalate(reason="overflow", context={}, target=target)
+            if not ok:
+                await self._play(BUSY)
+                await self._hangup()
+
+    # ------------------------------------------------------------------ engine decisions
+    def offer(self, agent_id: str, offer_id: int) -> None:
+        self.sb.spawn(self._ring(agent_id, offer_id, time.perf_counter()), name=f"ring {agent_id}")
+
+    def cancel_offer(self, agent_id: str, reason: str) -> None:
+        leg = self.pending.pop(agent_id, None)
+        if leg is not None:
+            self.sb.agent_legs.pop(leg, None)
+            self.sb.spawn(self._kill(leg, "ORIGINATOR_CANCEL"))
+
+    def decision(self, d: Decision) -> None:
+        self.decisions.put_nowait(d)
+
+    async def _kill(self, leg: str, cause: str) -> None:
+        with contextlib.suppress(ESLError, ConnectionLost, KeyError, TimeoutError):
+            await self.sb.link_for(self.node).api(f"uuid_kill {leg} {cause}")
+
+    async def _ring(self, agent_id: str, offer_id: int, decided: float) -> None:
+        sb = self.sb
+        seat = sb.directory.agents.get(agent_id)
+        if seat is None or self.plan is None:
+            sb.offer_failed(self.call_id, agent_id, "USER_NOT_REGISTERED", self.now())
+            return
+        leg = sb.new_leg_uuid()
+        self.pending[agent_id] = leg
+        sb.register_leg(leg, self.call_id, agent_id)
+        queue = sb.directory.queues.get(self.summary.queue)
+        ring_s = int((queue.offer_timeout_s if queue else 20.0) + 5)
+        variables = {
+            "origination_uuid": leg,
+            "originate_timeout": str(ring_s),
+            "ignore_early_media": "true",
+            "ccp_call": self.call_id,
+            "ccp_tenant": self.plan.tenant_id,
+            "ccp_role": "agent",
+            "ccp_agent": agent_id,
+            "ccp_queue": self.summary.queue,
+            "origination_caller_id_number": self.caller or "anonymous",
+        }
+        dial = (
+            "{"
+            + ",".join(f"{k}={v}" for k, v in variables.items())
+            + "}"
+            + seat.endpoint
+            + " &park()"
+        )
+        link = sb.link_for(self.node)
+        sb.dispatch_latency.append(time.perf_counter() - decided)
+        try:
+            await link.originate(dial, timeout=ring_s + 10)
+        except CommandError as exc:
+            cause = str(exc).rsplit(":", 1)[-1].strip().removeprefix("-ERR").strip() or "NO_ANSWER"
+            cause = cause.split()[-1] if cause else "NO_ANSWER"
+            if self.pending.get(agent_id) == leg:
+                self.pending.pop(agent_id, None)
+                sb.agent_legs.pop(leg, None)
+                sb.offer_failed(self.call_id, agent_id, cause, self.now())
+            return
+        except (ESLError, ConnectionLost, TimeoutError, KeyError) as exc:
+            log.warning("call %s: ringing %s failed: %r", self.call_id, agent_id, exc)
+            if self.pending.get(agent_id) == leg:
+                self.pending.pop(agent_id, None)
+                sb.agent_legs.pop(leg, None)
+                sb.offer_failed(self.call_id, agent_id, "NORMAL_TEMPORARY_FAILURE", self.now())
+            await self._kill(leg, "NORMAL_TEMPORARY_FAILURE")
+            return
+        if self.pending.get(agent_id) != leg or self.gone.is_set() or self.state != "queue":
+            # Withdrawn while it rang (caller left, answered elsewhere, timer): not wanted.
+            sb.agent_legs.pop(leg, None)
+            self.pending.pop(agent_id, None) if self.pending.get(agent_id) == leg else None
+            await self._kill(leg, "ORIGINATOR_CANCEL")
+            return
+        self.pending.pop(agent_id, None)
+        sb.feed(OfferAnswered(self.now(), self.call_id, agent_id))
+        if (
+            sb.engine.call_state(self.call_id) != "connected"
+            or sb.engine.agent_call(agent_id) != self.call_id
+        ):
+            sb.agent_legs.pop(leg, None)
+            await self._kill(leg, "ORIGINATOR_CANCEL")
+            return
+        self.agent, self.agent_leg = agent_id, leg
+        self.summary.agent = agent_id
+        self.summary.legs[leg] = "agent"
+        try:
+            await link.api(f"uuid_bridge {self.call_id} {leg}")
+        except (ESLError, ConnectionLost, TimeoutError) as exc:
+            log.warning("call %s: bridge to %s failed: %r", self.call_id, agent_id, exc)
+            await self._kill(leg, "NORMAL_TEMPORARY_FAILURE")
+
+    def leg_gone(self, uuid: str, ev: Event | None) -> None:
+        """An agent or second-line leg of this call hung up."""
+        if uuid == self.second_leg and self.state == "escalated":
+            return  # the caller's own hangup follows (or already came)
+        if uuid == self.agent_leg and self.state == "agent" and not self.gone.is_set():
+            # The agent hung up and the caller is still here: the agent part is over.
+            at_ms = event_ms(ev, self.now())
+            if self.meter is not None:
+                self.meter.agent_unbridged(self.t(at_ms), "agent_hangup")
+            self.state = "after_agent"
+            self._engine_end()
+            self.sb.spawn(self._after_agent())
+
+    async def _after_agent(self) -> None:
+        with contextlib.suppress(CallerGone, ESLError, ConnectionLost):
+            await self._play(GOODBYE)
+            await self._hangup()
+
+    # ------------------------------------------------------------------ escalation
+    async def _escalate(
+        self, *, reason: str, context: dict[str, str], target: str | None = None
+    ) -> bool:
+        """Cold transfer of the caller to the second line; False if it did not answer."""
+        plan = self.plan
+        assert plan is not None and self.meter is not None
+        dest = target or plan.second_line
+        if not dest or dest.startswith(("queue:", "client:")):
+            self.sb.stats["escalation_without_target"] += 1
+            return False
+        leg = self.sb.new_leg_uuid()
+        self.sb.register_leg(leg, self.call_id, "")
+        variables = {
+            "origination_uuid": leg,
+            "originate_timeout": "30",
+            "ccp_call": self.call_id,
+            "ccp_tenant": plan.tenant_id,
+            "ccp_role": "escalation",
+            "sip_h_X-CCP-Call": self.call_id,
+            "sip_h_X-CCP-Reason": reason.replace(",", " ")[:60],
+            "origination_caller_id_number": self.caller or "anonymous",
+        }
+        for key, value in list(context.items())[:5]:
+            variables[f"sip_h_X-CCP-{key.title()}"] = value.replace(",", " ")[:60]
+        dial = (
+            "{"
+            + ",".join(f"{k}={v}" for k, v in variables.items() if " " not in v)
+            + "}"
+            + dest
+            + " &park()"
+        )
+        link = self.sb.link_for(self.node)
+        try:
+            await self._guard(link.originate(dial, timeout=40))
+        except CallerGone:
+            await self._kill(leg, "ORIGINATOR_CANCEL")
+            raise
+        except (CommandError, ESLError, ConnectionLost, TimeoutError) as exc:
+            self.sb.agent_legs.pop(leg, None)
+            self.sb.stats["escalation_failed"] += 1
+            log.info("call %s: second line %s did not answer: %s", self.call_id, dest, exc)
+            return False
+        at_ms = self.t(self.now_ms())
+        self.second_leg = leg
+        self.second_end = link.wait_leg_end(leg)
+        self.summary.legs[leg] = "escalation"
+        self.meter.escalation_answered(at_ms, leg, dest)
+        was_agent = self.state == "agent"
+        await link.api(f"uuid_bridge {self.call_id} {leg}")
+        if was_agent and self.agent_leg is not None:
+            self.meter.agent_left(self.t(self.now_ms()))
+            self.sb.agent_legs.pop(self.agent_leg, None)
+            self._engine_end()
+            await self._kill(self.agent_leg, "NORMAL_CLEARING")
+        self.state = "escalated"
+        self.summary.outcome, self.summary.cause = "escalated", reason
+        self.sb.stats["escalations"] += 1
+        return True
+
+    async def escalate_now(self, reason: str = "agent") -> bool:
+        """The agent asks to hand the caller to the second line (cold)."""
+        if self.state != "agent":
+            return False
+        return await self._escalate(reason=reason, context={"agent": self.agent or ""})
+
+    # ------------------------------------------------------------------ channel events
+    async def _events(self) -> None:
+        async for ev in self.call.events:
+            name = ev.name
+            if ev.unique_id not in (None, self.call_id) and name != "CHANNEL_BRIDGE":
+                continue
+            if name == "CHANNEL_ANSWER":
+                if self.answered_ms is None:
+                    self.answered_ms = event_ms(ev, self.now())
+            elif name == "CHANNEL_BRIDGE":
+                other = ev.get("Bridge-B-Unique-ID") or ev.get("Other-Leg-Unique-ID")
+                if other is not None and other == self.agent_leg and self.state == "queue":
+                    self.state = "agent"
+                    if self.meter is not None:
+                        self.meter.agent_bridged(
+                            self.t(event_ms(ev, self.now())), self.agent or "", other
+                        )
+                    self.bridged.set()
+            elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+                self._on_hangup(ev)
+        # The socket closed: whatever we did not see, the channel is gone.
+        self.channel_gone_unseen()
+
+    def _on_hangup(self, ev: Event | None) -> None:
+        if self.gone.is_set():
+            return
+        self.hangup_ev = ev
+        self.hangup_cause = (ev.get("Hangup-Cause") if ev is not None else None) or "LOST_CHANNEL"
+        self.gone.set()
+
+    def channel_gone_unseen(self) -> None:
+        """Reconciliation or a closed socket says the channel is gone."""
+        if not self.gone.is_set():
+            self.sb.stats["calls_closed_unseen"] += 1
+            self._on_hangup(None)
+
+    def _engine_end(self) -> None:
+        if not self.in_engine:
+            return
+        self.in_engine = False
+        state = self.sb.engine.call_state(self.call_id)
+        if state == "connected":
+            self.sb.feed(CallEnded(self.now(), self.call_id))
+        elif state in ("waiting", "offered"):
+            self.sb.feed(CallAbandoned(self.now(), self.call_id))
+
+    # ------------------------------------------------------------------ the end
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        for leg in list(self.pending.values()):
+            self.sb.agent_legs.pop(leg, None)
+            self.sb.spawn(self._kill(leg, "ORIGINATOR_CANCEL"))
+        self.pending.clear()
+        ev = self.hangup_ev
+        end_ms = event_ms(ev, self.now())
+        if self.answered_ms is not None:
+            end_ms = max(end_ms, self.answered_ms)
+        self.summary.ended_ms = end_ms
+        self.summary.cause = self.summary.cause or self.hangup_cause
+        if self.state == "queue":
+            self.summary.outcome = self.summary.outcome or "abandoned"
+            if self.meter is not None:
+                self.meter.leave_queue(self.t(end_ms), "abandon")
+        elif self.state in ("agent", "after_agent"):
+            self.summary.outcome = self.summary.outcome or "answered"
+        elif self.state == "escalated":
+            self.summary.outcome = self.summary.outcome or "escalated"
+        elif self.answered_ms is None:
+            self.summary.outcome = self.summary.outcome or "abandoned"
+            self.summary.cause = self.summary.cause or "before_answer"
+        else:
+            self.summary.outcome = self.summary.outcome or "ivr"
+        self._engine_end()
+        segments: list[Any] = []
+        if self.meter is not None:
+            with contextlib.suppress(ValueError):
+                self.meter.hangup(self.t(end_ms), self.hangup_cause or "NORMAL_CLEARING")
+            if self.second_end is not None and self.second_leg in self.meter.open_legs:
+                ev2 = self.second_end.result() if self.second_end.done() else None
+                with contextlib.suppress(ValueError):
+                    self.meter.escalation_ended(
+                        max(event_ms(ev2, self.now()), self.meter.answered_ms or 0),
+                        self.second_leg,
+                        (ev2.get("Hangup-Cause") if ev2 is not None else None) or "NORMAL_CLEARING",
+                    )
+            segments = self.meter.segments()
+            self.summary.meter = self.meter.to_dict()
+        self.state = "ended"
+        if self.summary.tenant_id or self.summary.outcome == "failed":
+            self.sb.finished(self.summary, segments)
+
+
+def _drain(q: asyncio.Queue[Decision]) -> list[Decision]:
+    out = []
+    while not q.empty():
+        out.append(q.get_nowait())
+    for d in out:
+        if not isinstance(d, Overflow | Reject):
+            q.put_nowait(d)
+    return out
+
+
+def _e164(number: str) -> str:
+    digits = number.strip()
+    if digits and not digits.startswith("+") and digits.isdigit():
+        digits = "+" + digits
+    return digits
+
+
+def _utc(ts: float):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    return datetime.fromtimestamp(ts, UTC)

@@ -1,0 +1,544 @@
+"""The switchboard: switch nodes, the calls' outbound sockets and the routing engine, joined.
+
+One asyncio process (see docs/decisions/0011-switchboard.md):
+
+* one :class:`NodeLink` per FreeSWITCH node: an inbound ESL connection (reconnecting, restart
+  aware) for the commands that are not about one caller's socket (``originate`` of agent and
+  second-line legs, ``uuid_bridge``, ``uuid_kill``) and for the events of those legs;
+* an outbound-socket server: the node's dialplan hands every platform call to it
+  (``socket ... async full``), and one :class:`~.session.CallSession` coroutine runs the call;
+* the routing engine (:class:`routing.engine.router.Engine`) as the single writer of queue and
+  agent state. It is pure and synchronous: every ``handle`` runs on the event loop without an
+  ``await`` in between, so there is nothing to lock; its decisions are dispatched to the calls'
+  sessions, which act on the switch.
+
+Time: the engine runs on the switch's clock. Events bring their own timestamp
+(``Event-Date-Timestamp``); otherwise :attr:`Switchboard.clock` gives "now" (real time in
+production, the simulator's virtual clock in tests that run faster than real time).
+
+Persistence goes through a :class:`Sink` (the Django one is ``telephony.switchboard_store``);
+this module imports no Django.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid as uuidlib
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from routing.engine.model import (
+    AgentLogin,
+    AgentUpdated,
+    Announce,
+    CancelOffer,
+    Decision,
+    DeviceRegistered,
+    DeviceUnregistered,
+    Escalate,
+    Offer,
+    OfferCallback,
+    OfferNoAnswer,
+    OfferRejected,
+    Overflow,
+    QueueUpdated,
+    Reject,
+    Stall,
+    TenantUpdated,
+    Tick,
+)
+from routing.engine.model import (
+    Event as EngineEvent,
+)
+from routing.engine.router import Engine
+from telephony.esl import (
+    CommandError,
+    ConnectionLost,
+    ESLError,
+    Event,
+    OutboundCall,
+    OutboundServer,
+    ReconnectingClient,
+    parse_show_channels,
+)
+
+from .directory import Directory
+
+__all__ = [
+    "CallSummary",
+    "Clock",
+    "MemorySink",
+    "NodeLink",
+    "NodeSpec",
+    "RealClock",
+    "Sink",
+    "Switchboard",
+]
+
+log = logging.getLogger("telephony.switchboard")
+
+#: The events the switchboard subscribes to on each node's inbound connection (not "all":
+#: a firehose of ~100 events per call would cost more than everything else together).
+NODE_EVENTS = (
+    "CHANNEL_ANSWER",
+    "CHANNEL_BRIDGE",
+    "CHANNEL_UNBRIDGE",
+    "CHANNEL_HANGUP_COMPLETE",
+    "HEARTBEAT",
+)
+
+#: originate failures that mean "the agent did not pick up" vs "the agent refused".
+NO_ANSWER_CAUSES = frozenset(
+    {
+        "NO_ANSWER",
+        "NO_USER_RESPONSE",
+        "ALLOTTED_TIMEOUT",
+        "ORIGINATOR_CANCEL",
+        "RECOVERY_ON_TIMER_EXPIRE",
+    }
+)
+UNREGISTERED_CAUSES = frozenset({"USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT", "UNALLOCATED_NUMBER"})
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    """Wall-clock time (production)."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """A switch node as the switchboard reaches it."""
+
+    name: str
+    host: str
+    port: int
+    password: str
+
+
+@dataclass
+class CallSummary:
+    """What the platform records about one call (the caller's leg and the legs it caused)."""
+
+    call_id: str
+    tenant_id: str
+    node: str
+    did: str
+    caller: str
+    origin: str
+    started_ms: int
+    answered_ms: int | None = None
+    ended_ms: int | None = None
+    outcome: str = ""  # ivr, answered, abandoned, overflowed, escalated, callback, failed
+    cause: str = ""  # hangup cause or why it failed
+    queue: str = ""
+    agent: str = ""
+    legs: dict[str, str] = field(default_factory=dict)  # leg uuid -> role (a, agent, escalation)
+    meter: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "tenant_id": self.tenant_id,
+            "node": self.node,
+            "did": self.did,
+            "caller": self.caller,
+            "origin": self.origin,
+            "started_ms": self.started_ms,
+            "answered_ms": self.answered_ms,
+            "ended_ms": self.ended_ms,
+            "outcome": self.outcome,
+            "cause": self.cause,
+            "queue": self.queue,
+            "agent": self.agent,
+            "legs": dict(self.legs),
+        }
+
+
+class Sink(Protocol):
+    """Where the switchboard's results go (the database in production)."""
+
+    async def call_finished(self, summary: CallSummary, segments: list[Any]) -> None: ...
+
+    async def notice(self, kind: str, data: dict[str, Any]) -> None: ...
+
+    async def lookup(self, tenant_id: str, caller: str) -> dict[str, Any] | None: ...
+
+
+class MemorySink:
+    """Keeps everything in lists (tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, CallSummary] = {}
+        self.segments: dict[str, list[Any]] = {}
+        self.notices: list[tuple[str, dict[str, Any]]] = []
+        self.contacts: dict[tuple[str, str], dict[str, Any]] = {}
+        self.finished = asyncio.Event()
+
+    async def call_finished(self, summary: CallSummary, segments: list[Any]) -> None:
+        if summary.call_id in self.calls:
+            self.notices.append(("duplicate_call_record", {"call_id": summary.call_id}))
+        self.calls[summary.call_id] = summary
+        self.segments[summary.call_id] = list(segments)
+        self.finished.set()
+
+    async def notice(self, kind: str, data: dict[str, Any]) -> None:
+        self.notices.append((kind, data))
+
+    async def lookup(self, tenant_id: str, caller: str) -> dict[str, Any] | None:
+        return self.contacts.get((tenant_id, caller))
+
+
+def event_ms(ev: Event | None, fallback: float) -> int:
+    """The event's switch timestamp in ms (``fallback`` seconds when it has none)."""
+    if ev is not None and ev.timestamp is not None:
+        return ev.timestamp // 1000
+    return int(fallback * 1000)
+
+
+class NodeLink:
+    """The inbound ESL connection to one node, with the legs we started there."""
+
+    def __init__(self, switchboard: Switchboard, spec: NodeSpec) -> None:
+        self.sb = switchboard
+        self.spec = spec
+        self.client = ReconnectingClient(
+            spec.host,
+            spec.port,
+            spec.password,
+            events=NODE_EVENTS,
+            on_reconnect=self._on_reconnect,
+            backoff_initial=0.2,
+            backoff_max=5.0,
+            command_timeout=10.0,
+        )
+        #: leg uuid -> future resolved with the leg's CHANNEL_HANGUP_COMPLETE event.
+        self.leg_waiters: dict[str, list[asyncio.Future[Event]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self.reconciliations = 0
+
+    async def start(self) -> None:
+        await self.client.start(wait=False)
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read(), name=f"node {self.spec.name}"
+        )
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self.client.stop()
+
+    async def api(self, command: str, timeout: float | None = 10.0) -> str:
+        await self.client.wait_connected(timeout)
+        started = time.perf_counter()
+        try:
+            return await self.client.api(command, timeout)
+        finally:
+            self.sb.command_latency.append(time.perf_counter() - started)
+
+    async def originate(self, dial: str, timeout: float) -> str:
+        """``bgapi originate``: the leg's UUID, or raise :class:`CommandError` with the cause."""
+        await self.client.wait_connected(10.0)
+        job = await self.client.bgapi(f"originate {dial}")
+        text = await job.result(timeout)
+        if not text.startswith("+OK"):
+            raise CommandError(f"originate {dial}", text.strip())
+        return text.split()[1] if len(text.split()) > 1 else ""
+
+    def wait_leg_end(self, uuid: str) -> asyncio.Future[Event]:
+        fut: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self.leg_waiters.setdefault(uuid, []).append(fut)
+        return fut
+
+    async def _read(self) -> None:
+        async for ev in self.client.iter_events():
+            try:
+                self._on_event(ev)
+            except Exception:  # noqa: BLE001  # one bad event must not stop the node's reader
+                log.exception("node %s: event %s failed", self.spec.name, ev.name)
+
+    def _on_event(self, ev: Event) -> None:
+        self.sb.stats["node_events"] += 1
+        if ev.name == "CHANNEL_HANGUP_COMPLETE" and ev.unique_id:
+            for fut in self.leg_waiters.pop(ev.unique_id, ()):
+                if not fut.done():
+                    fut.set_result(ev)
+            self.sb._leg_gone(self, ev.unique_id, ev)
+
+    async def _on_reconnect(self, restarted: bool) -> None:
+        """After a reconnect: every leg we track that the node no longer has is over."""
+        self.reconciliations += 1
+        try:
+            body = await self.client.api("show channels as json", 10.0)
+            live = {row.uuid for row in parse_show_channels(body)}
+        except (ESLError, OSError, TimeoutError, ValueError) as exc:
+            log.warning(
+                "node %s: reconcile failed (%r); will retry on the next reconnect",
+                self.spec.name,
+                exc,
+            )
+            return
+        self.sb._reconcile_node(self, live, restarted)
+
+
+class Switchboard:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        nodes: Iterable[NodeSpec],
+        *,
+        sink: Sink | None = None,
+        clock: Clock | None = None,
+        outbound_host: str = "127.0.0.1",
+        outbound_port: int = 8084,
+        moh: str = "local_stream://moh",
+        engine: Engine | None = None,
+    ) -> None:
+        self.directory = directory
+        self.sink: Sink = sink or MemorySink()
+        self.clock: Clock = clock or RealClock()
+        self.moh = moh
+        self.engine = engine or Engine()
+        self.links: dict[str, NodeLink] = {spec.name: NodeLink(self, spec) for spec in nodes}
+        self.server = OutboundServer(self._handle_call, outbound_host, outbound_port)
+        from .session import CallSession  # noqa: PLC0415  # the session module imports this one
+
+        self._session_cls = CallSession
+        self.sessions: dict[str, CallSession] = {}
+        #: agent leg uuid -> (call id, agent id)
+        self.agent_legs: dict[str, tuple[str, str]] = {}
+        self.stats: Counter[str] = Counter()
+        #: seconds from an event reaching us to the command it caused being answered.
+        self.command_latency: deque[float] = deque(maxlen=100_000)
+        #: seconds from the engine deciding an offer to the agent's originate being sent.
+        self.dispatch_latency: deque[float] = deque(maxlen=100_000)
+        self.agent_states: dict[str, str] = {}
+        self._timer_wakeup = asyncio.Event()
+        self._timer_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self.outcomes: Counter[str] = Counter()
+
+    # ---------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self._load_engine(self.directory)
+        await self.server.start()
+        for link in self.links.values():
+            await link.start()
+        self._timer_task = asyncio.get_running_loop().create_task(
+            self._timers(), name="switchboard timers"
+        )
+        self._started = True
+        log.info(
+            "switchboard up: %d node(s), outbound socket on %s:%s",
+            len(self.links),
+            self.server.host,
+            self.server.port,
+        )
+
+    async def wait_nodes(self, timeout: float = 10.0) -> None:
+        for link in self.links.values():
+            await link.client.wait_connected(timeout)
+
+    async def stop(self) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+        await self.server.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for link in self.links.values():
+            await link.stop()
+
+    def spawn(self, coro: Any, name: str | None = None) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.stats["task_errors"] += 1
+            log.error("switchboard task %s failed", task.get_name(), exc_info=task.exception())
+
+    # ---------------------------------------------------------------- directory
+    def _load_engine(self, directory: Directory) -> None:
+        at = self.now()
+        for tenant in directory.routing.values():
+            self.feed(TenantUpdated(at, tenant))
+        for tenant_id in directory.tenants:
+            if tenant_id not in directory.routing and tenant_id not in self.engine.tenants:
+                from routing.engine.model import TenantConfig  # noqa: PLC0415
+
+                self.feed(TenantUpdated(at, TenantConfig(tenant_id)))
+        for queue in directory.queues.values():
+            self.feed(QueueUpdated(at, queue))
+        for seat in directory.agents.values():
+            self.feed(AgentUpdated(at, seat.profile))
+            if seat.logged_in and self.engine.agent_state(seat.agent_id)[0] == "logged_out":
+                self.feed(AgentLogin(at, seat.agent_id))
+
+    def reload(self, directory: Directory) -> None:
+        """Apply a changed configuration (new numbers, menus, queues, agents)."""
+        self.directory = directory
+        self._load_engine(directory)
+
+    # ---------------------------------------------------------------- engine
+    def now(self) -> float:
+        return max(self.clock.now(), self.engine.now)
+
+    def feed(self, event: EngineEvent) -> list[Decision]:
+        """The one place the engine is called; dispatches its decisions."""
+        decisions = self.engine.handle(event)
+        if decisions:
+            self._dispatch(decisions)
+        self._timer_wakeup.set()
+        return decisions
+
+    def _dispatch(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            cls = type(d)
+            if cls is Offer:
+                session = self.sessions.get(d.call_id)  # type: ignore[attr-defined]
+                if session is None:
+                    self.stats["offer_for_unknown_call"] += 1
+                    continue
+                session.offer(d.agent_id, d.offer_id)  # type: ignore[attr-defined]
+            elif cls is CancelOffer:
+                session = self.sessions.get(d.call_id)  # type: ignore[attr-defined]
+                if session is not None:
+                    session.cancel_offer(d.agent_id, d.reason)  # type: ignore[attr-defined]
+            elif cls in (Announce, Overflow, Escalate, OfferCallback, Reject):
+                session = self.sessions.get(d.call_id)  # type: ignore[attr-defined]
+                if session is not None:
+                    session.decision(d)
+                else:
+                    self.stats[f"{cls.__name__.lower()}_for_unknown_call"] += 1
+            elif cls is Stall:
+                log.warning("queue %s stalled: %s (%d waiting)", d.queue_id, d.reason, d.waiting)  # type: ignore[attr-defined]
+                self.spawn(self.sink.notice("stall", {"queue": d.queue_id, "reason": d.reason}))  # type: ignore[attr-defined]
+            else:  # AgentStateChanged
+                agent_id = getattr(d, "agent_id", None)
+                if agent_id is not None:
+                    self.agent_states[agent_id] = d.state  # type: ignore[attr-defined]
+
+    async def _timers(self) -> None:
+        """Send ``Tick`` when the engine's next timer is due."""
+        while True:
+            self._timer_wakeup.clear()
+            due = self.engine.next_timer_at()
+            if due is None:
+                await self._timer_wakeup.wait()
+                continue
+            delay = due - self.clock.now()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._real_seconds(delay)):
+                        await self._timer_wakeup.wait()
+                continue
+            self.feed(Tick(max(due, self.engine.now)))
+
+    def _real_seconds(self, simulated: float) -> float:
+        real = getattr(self.clock, "real", None)
+        return real(simulated) if real is not None else simulated
+
+    # ---------------------------------------------------------------- calls
+    async def _handle_call(self, call: OutboundCall) -> None:
+        session = self._session_cls(self, call)
+        self.sessions[session.call_id] = session
+        try:
+            await session.run()
+        finally:
+            self.sessions.pop(session.call_id, None)
+
+    def _leg_gone(self, link: NodeLink, uuid: str, ev: Event | None) -> None:
+        """An agent or second-line leg hung up (event or reconciliation)."""
+        owner = self.agent_legs.pop(uuid, None)
+        if owner is None:
+            return
+        session = self.sessions.get(owner[0])
+        if session is not None:
+            session.leg_gone(uuid, ev)
+
+    def _reconcile_node(self, link: NodeLink, live: set[str], restarted: bool) -> None:
+        gone_legs = [
+            u
+            for u, (call_id, _a) in self.agent_legs.items()
+            if u not in live and self._node_of(call_id) == link.spec.name
+        ]
+        for uuid in gone_legs:
+            self.stats["reconciled_legs"] += 1
+            self._leg_gone(link, uuid, None)
+        for session in list(self.sessions.values()):
+            if session.node == link.spec.name and session.call_id not in live:
+                self.stats["reconciled_calls"] += 1
+                session.channel_gone_unseen()
+        log.info(
+            "node %s reconciled (%s): %d live channels, %d legs and calls closed",
+            link.spec.name,
+            "restarted" if restarted else "reconnected",
+            len(live),
+            len(gone_legs),
+        )
+
+    def _node_of(self, call_id: str) -> str | None:
+        session = self.sessions.get(call_id)
+        return session.node if session is not None else None
+
+    def link_for(self, node: str) -> NodeLink:
+        link = self.links.get(node)
+        if link is None:
+            if len(self.links) == 1:
+                return next(iter(self.links.values()))
+            raise KeyError(f"no inbound ESL link to node {node!r}")
+        return link
+
+    def register_leg(self, uuid: str, call_id: str, agent_id: str) -> None:
+        self.agent_legs[uuid] = (call_id, agent_id)
+
+    def offer_failed(self, call_id: str, agent_id: str, cause: str, at: float) -> None:
+        if cause in UNREGISTERED_CAUSES:
+            self.stats["agent_unregistered"] += 1
+            self.feed(DeviceUnregistered(at, agent_id))
+            # No SIP registration feed in this version: look again in a minute.
+            self.spawn(self._reregister_later(agent_id, 60.0))
+        elif cause in NO_ANSWER_CAUSES:
+            self.feed(OfferNoAnswer(at, call_id, agent_id))
+        else:
+            self.feed(OfferRejected(at, call_id, agent_id))
+
+    async def _reregister_later(self, agent_id: str, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        self.feed(DeviceRegistered(self.now(), agent_id))
+
+    def new_leg_uuid(self) -> str:
+        return str(uuidlib.uuid4())
+
+    def finished(self, summary: CallSummary, segments: list[Any]) -> None:
+        self.outcomes[summary.outcome] += 1
+        self.spawn(self.sink.call_finished(summary, segments), name=f"record {summary.call_id}")
+
+
+__all__ += ["ConnectionLost", "event_ms"]
