@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from billing.demo import seed_demo_billing
+from telephony.demo_calls import seed_demo_calls
 from tenants.demo import DEMO_PASSWORD, seed_demo
 
 
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         logins = seed_demo()
         self.stdout.write("\n".join(seed_demo_billing()))
+        self.stdout.write("\n".join(seed_demo_calls()))
         self._print_logins(logins)
         if opts["no_serve"]:
             return
