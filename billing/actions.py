@@ -1166,6 +1166,8 @@ def do_issue_credit_note(
         from billing import tasks
 
         defer_on_commit(tasks.render_invoice_pdf_task, invoice_id=note.pk)
+        if settings.STRIPE_SECRET_KEY:
+            defer_on_commit(tasks.push_invoice_to_stripe_task, invoice_id=note.pk)
     return note
 
 

@@ -146,8 +146,23 @@ def invoice_html(invoice: Invoice) -> str:
                 "css_url": STATIC_SCHEME + "billing/invoice.css",
                 "logo_url": STATIC_SCHEME + "billing/logo.svg",
                 "period_last_day": invoice.period_end - timedelta(days=1),
+                "machine_summary": machine_summary(invoice, len(lines)),
             },
         )
+
+
+def machine_summary(invoice: Invoice, line_count: int) -> str:
+    """The PDF's Subject: number and plain amounts, so a reader can check them by machine."""
+    return "; ".join(
+        [
+            invoice.display_number,
+            f"currency={invoice.currency}",
+            f"lines={line_count}",
+            f"subtotal={_in_currency(invoice.subtotal_amount, invoice.currency)}",
+            f"tax={_in_currency(invoice.tax_amount, invoice.currency)}",
+            f"total={_in_currency(invoice.total_amount, invoice.currency)}",
+        ]
+    )
 
 
 def render_invoice_pdf(invoice: Invoice) -> InvoicePdf:

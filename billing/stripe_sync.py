@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import date
 from decimal import Decimal
 
 import stripe
@@ -28,7 +29,13 @@ from billing.rating import currency_exponent
 logger = logging.getLogger(__name__)
 
 PAID_EVENTS = {"invoice.paid", "invoice.payment_succeeded"}
-KNOWN_EVENTS = PAID_EVENTS | {"invoice.finalized", "invoice.sent", "invoice.payment_failed"}
+KNOWN_EVENTS = PAID_EVENTS | {
+    "invoice.finalized",
+    "invoice.sent",
+    "invoice.payment_failed",
+    "credit_note.created",
+    "credit_note.updated",
+}
 
 
 class StripeNotConfigured(actions.BillingError):
@@ -118,6 +125,85 @@ def push_invoice(invoice: Invoice, api: stripe.StripeClient | None = None) -> st
     Invoice.objects.filter(pk=invoice.pk).update(stripe_invoice_id=remote.id)
     invoice.stripe_invoice_id = remote.id
     return remote.id
+
+
+def push_credit_note(note: Invoice, api: stripe.StripeClient | None = None) -> str:
+    """Create the Stripe credit note of an issued credit note; return its id ("" if skipped).
+
+    The credited invoice is pushed first if it is not in Stripe yet (idempotent). A credited
+    invoice that can't be in Stripe (paid or voided before it was ever pushed) has no Stripe
+    counterpart to credit: the note is logged and skipped. The note's lines, plus its VAT, become
+    custom credit-note lines in positive minor units (Stripe's sign), so they add up to the
+    note's total exactly. Against an open invoice the credit lowers what is due; against a paid
+    one it goes to the customer's Stripe balance (``credit_amount``), used by the next invoice.
+    Idempotency keys come from our ids (``ccp-cn-<id>-create``).
+    """
+    if note.kind != Invoice.Kind.CREDIT_NOTE or note.status != Invoice.Status.FINALIZED:
+        raise actions.InvoiceStateError(
+            f"only issued credit notes are pushed to Stripe ({note} is a {note.kind}, "
+            f"{note.status})"
+        )
+    if note.stripe_invoice_id:
+        return note.stripe_invoice_id
+    credited = Invoice.objects.select_related("tenant").get(pk=note.credited_invoice_id)
+    if not credited.stripe_invoice_id:
+        if credited.status != Invoice.Status.FINALIZED:
+            logger.warning(
+                "credit note %s not pushed: invoice %s was never in Stripe (it is %s)",
+                note.display_number,
+                credited.display_number,
+                credited.status,
+            )
+            return ""
+        push_invoice(credited, api)
+    api = api or client()
+    remote_invoice = api.v1.invoices.retrieve(credited.stripe_invoice_id)
+    lines = [(line.description, -line.amount) for line in note.lines.all()]
+    if note.tax_amount:
+        lines.append((f"VAT {note.tax_rate * 100:.2f}%", -note.tax_amount))
+    params: dict = {  # type: ignore[type-arg]
+        "invoice": credited.stripe_invoice_id,
+        "memo": f"{note.display_number}: {note.reason}"[:500],
+        "metadata": {
+            "ccp_invoice_id": str(note.pk),
+            "ccp_number": note.display_number,
+            "ccp_credited_invoice_id": str(credited.pk),
+        },
+        "lines": [
+            {
+                "type": "custom_line_item",
+                "description": description[:500],
+                "quantity": 1,
+                "unit_amount": minor_units(amount, note.currency),
+            }
+            for description, amount in lines
+            if amount
+        ],
+    }
+    total = -minor_units(note.total_amount, note.currency)
+    if remote_invoice.status == "paid":
+        params["credit_amount"] = total
+    remote = api.v1.credit_notes.create(
+        params=params,  # type: ignore[arg-type]
+        options={"idempotency_key": f"ccp-cn-{note.pk}-create"},
+    )
+    Invoice.objects.filter(pk=note.pk).update(stripe_invoice_id=remote.id)
+    note.stripe_invoice_id = remote.id
+    return remote.id
+
+
+def push(invoice: Invoice, api: stripe.StripeClient | None = None) -> str:
+    """Push an issued invoice or credit note (what the job runs)."""
+    if invoice.kind == Invoice.Kind.CREDIT_NOTE:
+        return push_credit_note(invoice, api)
+    return push_invoice(invoice, api)
+
+
+def unpushed(period_start: date):  # type: ignore[no-untyped-def]
+    """Issued invoices and credit notes of a period that Stripe doesn't have yet."""
+    return Invoice.objects.filter(
+        period_start=period_start, status=Invoice.Status.FINALIZED, stripe_invoice_id=""
+    ).order_by("pk")  # an invoice before its credit notes
 
 
 def handle_webhook(payload: bytes, signature: str) -> tuple[int, str]:

@@ -54,11 +54,11 @@ def build_period_export_task(*, export_id: int) -> str:
 
 @app.task(queue="billing", name="billing.tasks.push_invoice_to_stripe_task", retry=5)
 def push_invoice_to_stripe_task(*, invoice_id: int) -> str:
-    """Push an issued invoice to Stripe (idempotent: keys derive from our invoice id)."""
+    """Push an issued invoice or credit note to Stripe (idempotent: keys derive from our ids)."""
     from billing import stripe_sync
 
     _fresh_connections()
     try:
-        return stripe_sync.push_invoice(Invoice.objects.select_related("tenant").get(pk=invoice_id))
+        return stripe_sync.push(Invoice.objects.select_related("tenant").get(pk=invoice_id))
     finally:
         _fresh_connections()

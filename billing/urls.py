@@ -12,6 +12,7 @@ urlpatterns = [
         "periods/<str:period>/invoices.csv", views.period_invoices_csv, name="billing_invoices_csv"
     ),
     path("periods/<str:period>/usage.csv", views.period_usage_csv, name="billing_usage_csv"),
+    path("periods/<str:period>/stripe/", views.period_push, name="billing_period_push"),
     path("periods/<str:period>/export/", views.period_export, name="billing_period_export"),
     path("exports/<int:export_id>/", views.export_download, name="billing_export"),
     path("invoices/<int:invoice_id>/", views.invoice_detail, name="billing_invoice"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -77,6 +78,10 @@ def finance_home(request: HttpRequest) -> HttpResponse:
             "missing": [t for t in billed if t.pk not in invoiced],
             "drafts": sum(1 for inv in invoices if inv.is_draft),
             "exports": PeriodExport.objects.filter(period_start=period)[:5],
+            "stripe": bool(settings.STRIPE_SECRET_KEY),
+            "unpushed": sum(
+                1 for inv in invoices if inv.status == "finalized" and not inv.stripe_invoice_id
+            ),
         },
     )
 
@@ -109,6 +114,25 @@ def period_finalize(request: HttpRequest, period: str) -> HttpResponse:
         except (RatingError, actions.BillingError) as exc:
             messages.error(request, f"{invoice.tenant.name}: {exc}")
     messages.success(request, f"{done} invoice(s) finalized.")
+    return redirect(f"{reverse('billing_home')}?period={start:%Y-%m}")
+
+
+@login_required
+@require_POST
+def period_push(request: HttpRequest, period: str) -> HttpResponse:
+    """Queue the Stripe push of every issued invoice and credit note of the period not in
+    Stripe yet (finalizing queues it already; this catches up after an outage or a late key)."""
+    from billing import stripe_sync
+
+    access_provider(request, FINANCE_ROLES)
+    start = _period(period)
+    if not settings.STRIPE_SECRET_KEY:
+        messages.error(request, "Stripe is not configured (STRIPE_SECRET_KEY).")
+    else:
+        ids = list(stripe_sync.unpushed(start).values_list("pk", flat=True))
+        for pk in ids:
+            defer_on_commit(tasks.push_invoice_to_stripe_task, invoice_id=pk)
+        messages.success(request, f"{len(ids)} document(s) queued for Stripe.")
     return redirect(f"{reverse('billing_home')}?period={start:%Y-%m}")
 
 

@@ -98,6 +98,7 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "portal",
     "cdrs",
+    "calls",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -220,6 +221,18 @@ if PRODUCTION:
     STRIPE_WEBHOOK_SECRET = env_required(
         "STRIPE_WEBHOOK_SECRET", why="Stripe webhooks are signature-verified"
     )
+# -- Stripe fake for make demo (billing; `manage.py stripe_fake`, billing/stripe_fake.py) ----
+# STRIPE_FAKE_PORT points the stripe library at the loopback fake and gives demo-only keys.
+STRIPE_FAKE_PORT = env_int("STRIPE_FAKE_PORT", 0)
+if STRIPE_FAKE_PORT:
+    if PRODUCTION:
+        from ccplatform.env import ImproperlyConfiguredEnv
+
+        raise ImproperlyConfiguredEnv("STRIPE_FAKE_PORT is for the demo, never production.")
+    STRIPE_API_BASE = f"http://127.0.0.1:{STRIPE_FAKE_PORT}"
+    STRIPE_SECRET_KEY = STRIPE_SECRET_KEY or "sk_test_ccp_demo_fake"
+    STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET or "whsec_ccp_demo_fake"
+# -- end of the Stripe fake block ----------------------------------------------------------
 
 # -- FreeSWITCH ----------------------------------------------------------------------------
 # Bootstrap list of switch nodes; the provider console's node registry is the live source.
