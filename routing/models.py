@@ -221,3 +221,22 @@ class Certification(models.Model):
             lambda: AgentProfile("check", {"t": self.skills}),
             default="skills",
         )
+
+
+class LiveSnapshot(models.Model):
+    """The latest snapshot of one live stream (``provider``, ``tenant:<id>``), as
+    :func:`routing.live.LiveBoard.snapshot` made it: written by the switchboard's publisher
+    about twice a second when the stream changed, read by the wallboard consumer on connect
+    and on resync. One row per stream, overwritten in place."""
+
+    stream = models.CharField(max_length=200, unique=True)
+    epoch = models.CharField(max_length=100)
+    seq = models.BigIntegerField()
+    data = models.JSONField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["stream"]
+
+    def __str__(self) -> str:
+        return f"{self.stream} #{self.seq}"
