@@ -13,6 +13,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.urls import path
 
+from routing.consumers import LiveConsumer
+
 
 def _host_of(scope: dict[str, Any]) -> str:
     for name, value in scope.get("headers", []):
@@ -64,4 +66,7 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
         )
 
 
-websocket_urlpatterns = [path("ws/ping/", PingConsumer.as_asgi())]
+websocket_urlpatterns = [
+    path("ws/ping/", PingConsumer.as_asgi()),
+    path("ws/live/", LiveConsumer.as_asgi()),  # the provider's wallboard
+]

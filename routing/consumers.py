@@ -1,0 +1,104 @@
+"""Websocket consumers of the routing app: the provider's live wallboard.
+
+``/ws/live/`` on the provider's host: provider admins and supervisors get the latest snapshot
+of the ``provider`` stream (routing/live.py, stored by routing/live_publish.py) on connect,
+then every delta and heartbeat the switchboard publishes, and the snapshot again when they send
+``{"type": "resync"}`` (a sequence gap, a new epoch). Close codes: 4401 not signed in,
+4403 signed in without a wallboard role, 4404 not the provider's host.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from routing.live import PROVIDER_STREAM
+from routing.live_publish import group_name, load_snapshot
+
+__all__ = ["LIVE_ROLES", "LiveConsumer", "empty_snapshot"]
+
+LIVE_ROLES = ("provider_admin", "supervisor")
+
+
+def empty_snapshot(stream: str) -> dict[str, Any]:
+    """What a client gets before the switchboard ever published: nothing, at seq 0."""
+    return {
+        "kind": "snapshot",
+        "stream": stream,
+        "epoch": None,
+        "seq": 0,
+        "now": None,
+        "day": None,
+        "queues": {},
+        "tenants": {},
+        "agents": {},
+        "totals": None,
+    }
+
+
+@database_sync_to_async
+def _provider_role(user: Any) -> str | None:
+    from django_tenants.utils import schema_context
+
+    from tenants.access import provider_role
+
+    with schema_context("public"):
+        return provider_role(user)
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """Forwards one live stream to a wallboard; see the module docstring."""
+
+    stream = PROVIDER_STREAM
+
+    async def connect(self) -> None:
+        self.group: str | None = None
+        self.epoch: str | None = None
+        self.seq = 0
+        # Accept first, then close with a reason: a browser sees the close code only on an
+        # open socket (a refused handshake is a bare 1006), and the page stops retrying.
+        await self.accept()
+        tenant = self.scope.get("tenant")
+        if tenant is None or not tenant.is_provider:
+            await self.close(code=4404)
+            return
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        if await _provider_role(user) not in LIVE_ROLES:
+            await self.close(code=4403)
+            return
+        self.group = group_name(self.stream)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.send_snapshot()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if self.group is None:
+            return
+        if isinstance(content, dict) and content.get("type") == "resync":
+            await self.send_snapshot()
+
+    async def send_snapshot(self) -> None:
+        snapshot = await load_snapshot(self.stream) or empty_snapshot(self.stream)
+        self.epoch, self.seq = snapshot.get("epoch"), int(snapshot.get("seq") or 0)
+        await self.send_json(snapshot)
+
+    async def live_message(self, event: dict[str, Any]) -> None:
+        """A delta or heartbeat from the publisher (group message type ``live.message``)."""
+        message = event.get("message")
+        if not isinstance(message, dict) or self.group is None:
+            return
+        if message.get("kind") == "delta":
+            seq = int(message.get("seq") or 0)
+            if message.get("epoch") == self.epoch and seq <= self.seq:
+                return  # the snapshot this client got already holds it
+            self.epoch, self.seq = message.get("epoch"), seq
+        await self.send_json(message)
