@@ -98,6 +98,7 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "portal",
     "cdrs",
+    "calls",
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -23,7 +24,8 @@ def worked_example(call_id: str = "call-1", a_leg: str = A, esc: str = ESC) -> C
     m = CallMeter("alpha", call_id, a_leg, "direct", "fs-1")
     m.answered(T0)  # 10:00:00.000
     m.enter_queue(T0 + 25_400, "support")  # 10:00:25.400
-    m.agent_bridged(T0 + 100_000, "agent-7", AGENT_LEG if a_leg == A else a_leg[:-1] + "2")
+    agent_leg = AGENT_LEG if a_leg == A else str(uuid.uuid5(uuid.NAMESPACE_OID, a_leg))
+    m.agent_bridged(T0 + 100_000, "agent-7", agent_leg)
     m.escalation_answered(T0 + 270_000, esc, "second-line")  # 10:04:30
     m.agent_left(T0 + 310_000)  # 10:05:10
     m.hangup(T0 + 420_000, "NORMAL_CLEARING")  # 10:07:00

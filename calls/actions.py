@@ -1,0 +1,423 @@
+"""Calls' verbs: record what the switchboard metered, reconcile it with CDRs, hand it to billing.
+
+Every verb takes the tenant explicitly and runs inside ``schema_context(tenant.schema_name)``;
+nothing relies on a schema left set by someone else. The pure work is in
+:mod:`telephony.callflow.meter` (the meter and :func:`~telephony.callflow.meter.reconcile`).
+
+Exactly-once rating: an ``ok`` call's final segments are written to the ledger
+(:func:`billing.actions.do_record_segments`) and the call is marked ``rated`` in one
+transaction, under a row lock on the call. A crash between the two rolls both back; and should
+the ledger ever hold a call's segments without the mark, the ledger's own idempotency (one
+entry per ``(leg, kind, start_ms)``) makes the rerun write nothing twice. The final segments
+are a deterministic function of the stored segments and the CDRs, so a rerun asks for the very
+same keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from billing import actions as billing_actions
+from billing.rating import RatingError
+from billing.rating import Segment as CoreSegment
+from calls.models import Call, CdrFlag, Leg, Segment
+from cdrs.models import RawCdr
+from telephony.callflow.meter import CallMeter, CdrTimes, reconcile
+from tenants.models import Client
+
+log = logging.getLogger(__name__)
+
+#: Seconds a CDR no call accounts for may wait for its call before it is flagged.
+DEFAULT_GRACE_S = 300
+#: Largest difference (ms) between a segment edge and its CDR's that is snapped, not flagged.
+DEFAULT_TOLERANCE_MS = 1000
+
+CALL_FIELDS = frozenset(
+    {"call_id", "parent_call_id", "did", "caller_number", "started_ms", "outcome", "cause"}
+    | {"queue", "agent", "extra_legs"}
+)
+
+
+class CallRecordError(ValueError):
+    """A call the switchboard handed over cannot be recorded; the message says why."""
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise CallRecordError(f"{what} {value!r} is not a UUID") from None
+
+
+@dataclass(frozen=True)
+class _LegSpec:
+    uuid: uuid.UUID
+    role: str
+    answered_ms: int | None
+    ended_ms: int | None
+    agent: str
+    target: str
+
+
+def _leg_specs(meter: CallMeter, call_dict: Mapping[str, Any]) -> list[_LegSpec]:
+    specs: dict[uuid.UUID, _LegSpec] = {}
+    for leg in meter.legs():
+        u = _uuid(leg["uuid"], f"{leg['role']} leg of call {meter.call_id}:")
+        specs[u] = _LegSpec(
+            u,
+            leg["role"],
+            leg["answered_ms"],
+            leg["ended_ms"],
+            leg["agent"] or "",
+            leg["target"] or "",
+        )
+    for extra in call_dict.get("extra_legs") or ():
+        u = _uuid(extra.get("uuid"), f"extra leg of call {meter.call_id}:")
+        role = extra.get("role", Leg.Role.AGENT)
+        if role not in (Leg.Role.AGENT, Leg.Role.ESCALATION):
+            raise CallRecordError(f"extra leg {u}: role must be agent or escalation, got {role!r}")
+        if u not in specs:  # a metered leg wins: it carries times
+            specs[u] = _LegSpec(
+                u, role, None, None, extra.get("agent") or "", extra.get("target") or ""
+            )
+    return list(specs.values())
+
+
+def _call_values(meter: CallMeter, call_dict: Mapping[str, Any]) -> dict[str, Any]:
+    outcome, cause = meter.outcome() if meter.is_ended else ("", "")
+    values: dict[str, Any] = {
+        "a_leg_uuid": _uuid(meter.a_leg_uuid, f"A leg of call {meter.call_id}:"),
+        "origin": meter.origin,
+        "node": meter.node[:64],
+        "answered_ms": meter.answer_ms,
+        "ended_ms": meter.hangup_ms,
+        "outcome": outcome,
+        "cause": cause[:64],
+        "queue": (meter.queue_id or "")[:64],
+        "agent": (meter.agent_id or "")[:64],
+        "meter_state": meter.to_dict(),
+        "meter_complete": meter.is_complete,
+        "rejected_events": meter.rejected,
+    }
+    for name in ("parent_call_id", "did", "caller_number", "started_ms", "outcome", "cause"):
+        if name in call_dict and call_dict[name] is not None:
+            values[name] = call_dict[name]
+    for name in ("queue", "agent"):
+        if call_dict.get(name):
+            values[name] = call_dict[name]
+    if values["outcome"] not in Call.Outcome.values:
+        raise CallRecordError(f"call {meter.call_id}: unknown outcome {values['outcome']!r}")
+    if values.get("started_ms") is None:
+        values["started_ms"] = meter.answer_ms if meter.answer_ms is not None else meter.hangup_ms
+    return values
+
+
+def do_record_call(tenant: Client, call_dict: Mapping[str, Any], meter: CallMeter) -> Call:
+    """Store (or update) one call as the switchboard metered it, idempotently by call id.
+
+    ``call_dict`` adds what the meter does not know: ``did``, ``caller_number``,
+    ``started_ms``, ``parent_call_id`` (a callback's original call), and may override
+    ``outcome``/``cause``/``queue``/``agent``; ``extra_legs`` lists unmetered legs the call
+    used (``{"uuid", "role": "agent"|"escalation", "agent"?, "target"?}``, e.g. an agent who
+    answered an offer that was then withdrawn) so their CDRs are not flagged.
+
+    Recording the same call again (a switchboard that restarted and resumed the meter) updates
+    the call, its legs and its segments in place: a segment is identified by ``(leg, kind,
+    start_ms)`` and never duplicated; segments the meter no longer has are removed. A call
+    that billing already rated keeps its segments (they are what was billed). A changed call
+    goes back to ``waiting`` for reconciliation.
+    """
+    unknown = set(call_dict) - CALL_FIELDS
+    if unknown:
+        raise CallRecordError(f"unknown call fields: {', '.join(sorted(unknown))}")
+    if meter.tenant_id != tenant.schema_name:
+        raise CallRecordError(
+            f"call {meter.call_id} was metered for tenant {meter.tenant_id!r}, "
+            f"not {tenant.schema_name!r}"
+        )
+    if call_dict.get("call_id", meter.call_id) != meter.call_id:
+        raise CallRecordError(
+            f"call_dict names call {call_dict['call_id']!r}, the meter {meter.call_id!r}"
+        )
+    values = _call_values(meter, call_dict)
+    legs = _leg_specs(meter, call_dict)
+    spans = meter.spans()
+    with schema_context(tenant.schema_name), transaction.atomic():
+        call = Call.objects.select_for_update().filter(call_id=meter.call_id).first()
+        if call is None:
+            call = Call.objects.create(call_id=meter.call_id, **values)
+        elif call.rated:
+            # Billed: the segments are final. Keep the record of what happened up to date.
+            for name in ("outcome", "cause", "did", "caller_number", "meter_state"):
+                setattr(call, name, values.get(name, getattr(call, name)))
+            call.save()
+            log.info("call %s is already rated; its segments stay as billed", call.call_id)
+            return call
+        else:
+            for name, value in values.items():
+                setattr(call, name, value)
+            call.save()
+
+        foreign = (
+            Leg.objects.filter(uuid__in=[leg.uuid for leg in legs])
+            .exclude(call=call)
+            .values_list("uuid", "call__call_id")
+            .first()
+        )
+        if foreign:
+            raise CallRecordError(
+                f"call {call.call_id}: leg {foreign[0]} already belongs to call {foreign[1]}"
+            )
+        existing_legs = {leg.uuid: leg for leg in Leg.objects.filter(call=call)}
+        for spec in legs:
+            row = existing_legs.get(spec.uuid) or Leg(uuid=spec.uuid, call=call)
+            row.role, row.node = spec.role, meter.node[:64]
+            row.answered_ms, row.ended_ms = spec.answered_ms, spec.ended_ms
+            row.agent, row.target = spec.agent[:64], spec.target[:128]
+            row.save()
+
+        wanted = {(_uuid(s.leg_uuid, "segment leg"), s.kind, s.start_ms): s for s in spans}
+        changed = False
+        for row in Segment.objects.filter(call=call):
+            span = wanted.pop((row.leg_uuid, row.kind, row.start_ms), None)
+            if span is None:
+                row.delete()
+                changed = True
+                continue
+            new = (span.end_ms, span.agent or "", span.queue or "", span.target or "")
+            if (row.end_ms, row.agent, row.queue, row.target) != new or (
+                row.end_reason != span.end_reason or row.origin != meter.origin
+            ):
+                row.end_ms, row.agent, row.queue, row.target = new
+                row.end_reason, row.origin = span.end_reason[:64], meter.origin
+                row.save()
+                changed = True
+        Segment.objects.bulk_create(
+            Segment(
+                call=call,
+                leg_uuid=leg,
+                kind=kind,
+                origin=meter.origin,
+                start_ms=start,
+                end_ms=s.end_ms,
+                agent=(s.agent or "")[:64],
+                queue=(s.queue or "")[:64],
+                target=(s.target or "")[:128],
+                end_reason=s.end_reason[:64],
+            )
+            for (leg, kind, start), s in wanted.items()
+        )
+        if changed or wanted or call.reconcile_status == Call.Reconcile.MISMATCH:
+            call.reconcile_status = Call.Reconcile.WAITING
+            call.reconcile_messages = []
+            call.save(update_fields=["reconcile_status", "reconcile_messages", "updated_at"])
+    return call
+
+
+# -- reconciliation ------------------------------------------------------------------------
+@dataclass
+class ReconcileReport:
+    tenant: str
+    checked: int = 0
+    ok: int = 0
+    waiting: int = 0
+    mismatch: int = 0
+    flagged: int = 0
+    rated: int = 0
+    segments_written: int = 0
+    segments_already_in_ledger: int = 0
+    rating_errors: list[str] = field(default_factory=list)
+    cdr_flags: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.tenant}: {self.checked} calls checked: {self.ok} ok, {self.waiting} waiting, "
+            f"{self.mismatch} mismatch, {self.flagged} flagged; {self.rated} rated "
+            f"({self.segments_written} segments written, {self.segments_already_in_ledger} "
+            f"already in the ledger); {len(self.rating_errors)} rating errors; "
+            f"{self.cdr_flags} CDRs flagged"
+        )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_ms(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def cdr_times(cdr: RawCdr) -> CdrTimes:
+    """What a stored CDR says about its leg's time, for :func:`reconcile`."""
+    answer = _epoch_ms(cdr.answered_at) if cdr.answered else None
+    return CdrTimes(
+        leg_uuid=str(cdr.leg_uuid),
+        answer_ms=answer,
+        end_ms=_epoch_ms(cdr.ended_at),
+        billsec_ms=cdr.billmsec or cdr.billsec * 1000,
+        hangup_cause=cdr.hangup_cause,
+    )
+
+
+def _core_segments(tenant: Client, call: Call, rows: list[Segment]) -> list[CoreSegment]:
+    return [
+        CoreSegment(
+            tenant.schema_name,
+            call.call_id,
+            str(r.leg_uuid),
+            r.kind,  # type: ignore[arg-type]
+            r.origin,  # type: ignore[arg-type]
+            r.start_ms,
+            r.end_ms,
+            hangup_cause=call.cause
+            if r.leg_uuid == call.a_leg_uuid and call.cause
+            else "NORMAL_CLEARING",
+            agent=r.agent or None,
+            queue=r.queue or None,
+        )
+        for r in rows
+    ]
+
+
+def _mark_rated(call: Call, rows: list[Segment], final: tuple[CoreSegment, ...]) -> None:
+    """Mark ``call`` rated and keep what billing was given (same transaction as the ledger).
+
+    ``final`` is ``reconcile()``'s output for ``rows`` in the same order (per leg, by start;
+    only a leg's first start and last end may have moved)."""
+    for row, seg in zip(rows, final, strict=True):
+        if (str(row.leg_uuid), row.kind) != (seg.leg_uuid, seg.kind.value):
+            raise RuntimeError(f"call {call.call_id}: reconciled segments out of step")
+        row.billed_start_ms, row.billed_end_ms = seg.start_ms, seg.end_ms
+    Segment.objects.bulk_update(rows, ["billed_start_ms", "billed_end_ms"])
+    call.rated = True
+    call.rated_at = timezone.now()
+    call.rating_error = ""
+
+
+def _reconcile_call(tenant: Client, pk: int, report: ReconcileReport, tolerance_ms: int) -> None:
+    with transaction.atomic():
+        call = Call.objects.select_for_update().filter(pk=pk).first()
+        if call is None or call.rated:
+            return
+        legs = list(call.legs.all())
+        rows = sorted(call.segments.all(), key=lambda r: (str(r.leg_uuid), r.start_ms, r.end_ms))
+        cdrs = {
+            str(c.leg_uuid): cdr_times(c)
+            for c in RawCdr.objects.filter(leg_uuid__in=[leg.uuid for leg in legs])
+        }
+        result = reconcile(
+            _core_segments(tenant, call, rows),
+            cdrs,
+            a_leg_uuid=str(call.a_leg_uuid),
+            unmetered_legs=[str(leg.uuid) for leg in legs if leg.role == Leg.Role.AGENT],
+            open_legs=[
+                str(leg.uuid)
+                for leg in legs
+                if leg.role == Leg.Role.ESCALATION
+                and leg.answered_ms is not None
+                and leg.ended_ms is None
+            ],
+            tolerance_ms=tolerance_ms,
+        )
+        for leg_uuid, reason in result.flags:
+            _, created = CdrFlag.objects.get_or_create(
+                cdr_uuid=uuid.UUID(leg_uuid),
+                reason=reason,
+                defaults={"call": call, "message": f"leg of call {call.call_id}"},
+            )
+            report.cdr_flags += created
+        status = result.status
+        if status == "ok" and result.flags:
+            status = Call.Reconcile.FLAGGED
+        call.reconcile_status = status
+        call.reconcile_messages = list(result.messages)
+        call.reconciled_at = timezone.now()
+        report.checked += 1
+        setattr(report, status, getattr(report, status) + 1)
+        if status in (Call.Reconcile.OK, Call.Reconcile.FLAGGED):
+            try:
+                with transaction.atomic():
+                    written = billing_actions.do_record_segments(tenant, result.segments)
+                    _mark_rated(call, rows, result.segments)
+                    call.save()
+            except (RatingError, billing_actions.BillingError) as exc:
+                call.rating_error = str(exc)
+                report.rating_errors.append(f"call {call.call_id}: {exc}")
+                log.warning("call %s of %s not rated: %s", call.call_id, tenant.schema_name, exc)
+            else:
+                report.rated += 1
+                report.segments_written += written.written
+                report.segments_already_in_ledger += written.already_recorded
+        call.save()
+
+
+def _flag_orphan_cdrs(tenant: Client, grace_s: float, report: ReconcileReport) -> None:
+    """Flag answered CDRs of this tenant that no call's legs account for after the grace."""
+    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    orphans = (
+        RawCdr.objects.filter(answered=True, received_at__lte=cutoff)
+        .exclude(leg_uuid__in=Leg.objects.values("uuid"))
+        .exclude(
+            leg_uuid__in=CdrFlag.objects.filter(reason=CdrFlag.Reason.CDR_WITHOUT_SEGMENTS).values(
+                "cdr_uuid"
+            )
+        )
+        .values_list("leg_uuid", "billmsec", "call_uuid")
+    )
+    flags = [
+        CdrFlag(
+            cdr_uuid=leg,
+            reason=CdrFlag.Reason.CDR_WITHOUT_SEGMENTS,
+            message=(
+                f"answered leg ({billmsec / 1000:.3f} s, call_uuid {call_uuid or '-'}) is part "
+                f"of no call of {tenant.schema_name}"
+            ),
+        )
+        for leg, billmsec, call_uuid in orphans.iterator()
+    ]
+    CdrFlag.objects.bulk_create(flags, ignore_conflicts=True)
+    report.cdr_flags += len(flags)
+
+
+def do_reconcile(
+    tenant: Client,
+    *,
+    grace_s: float = DEFAULT_GRACE_S,
+    tolerance_ms: int = DEFAULT_TOLERANCE_MS,
+) -> ReconcileReport:
+    """Reconcile every ended, not yet rated call of ``tenant`` with its legs' CDRs.
+
+    For each: run :func:`~telephony.callflow.meter.reconcile`, store the status and messages,
+    flag CDRs of the call's legs that no segment accounts for, and for ``ok`` (or ``flagged``)
+    calls write the final segments to the ledger and mark the call rated, in one transaction
+    (exactly once, see the module's docstring). A rating error (no plan, a plan gap) is stored
+    on the call and retried next time. Finally, answered CDRs older than ``grace_s`` that
+    belong to no call are flagged ``cdr_without_segments``.
+    """
+    report = ReconcileReport(tenant=tenant.schema_name)
+    with schema_context(tenant.schema_name):
+        pending = (
+            Call.objects.filter(ended_ms__isnull=False, rated=False)
+            .filter(
+                Q(reconcile_status=Call.Reconcile.WAITING)
+                | Q(reconcile_status__in=[Call.Reconcile.OK, Call.Reconcile.FLAGGED])
+            )
+            .order_by("id")
+            .values_list("pk", flat=True)
+        )
+        for pk in list(pending):
+            _reconcile_call(tenant, pk, report, tolerance_ms)
+        with transaction.atomic():
+            _flag_orphan_cdrs(tenant, grace_s, report)
+    return report
