@@ -32,7 +32,7 @@ from billing.rating import RatingError
 from billing.rating import Segment as CoreSegment
 from calls.models import Call, CdrFlag, Leg, Segment
 from cdrs.models import RawCdr
-from telephony.callflow.meter import CallMeter, CdrTimes, reconcile
+from telephony.callflow.meter import CallMeter, CdrTimes, MeterError, reconcile
 from tenants.models import Client
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,6 @@ def _call_values(meter: CallMeter, call_dict: Mapping[str, Any]) -> dict[str, An
             values[name] = call_dict[name]
     if values["outcome"] not in Call.Outcome.values:
         raise CallRecordError(f"call {meter.call_id}: unknown outcome {values['outcome']!r}")
-    if values.get("started_ms") is None:
-        values["started_ms"] = meter.answer_ms if meter.answer_ms is not None else meter.hangup_ms
     return values
 
 
@@ -155,6 +153,7 @@ def do_record_call(tenant: Client, call_dict: Mapping[str, Any], meter: CallMete
     with schema_context(tenant.schema_name), transaction.atomic():
         call = Call.objects.select_for_update().filter(call_id=meter.call_id).first()
         if call is None:
+            values.setdefault("started_ms", meter.answer_ms or meter.hangup_ms)
             call = Call.objects.create(call_id=meter.call_id, **values)
         elif call.rated:
             # Billed: the segments are final. Keep the record of what happened up to date.
@@ -238,6 +237,8 @@ class ReconcileReport:
     segments_already_in_ledger: int = 0
     rating_errors: list[str] = field(default_factory=list)
     cdr_flags: int = 0
+    closed_from_cdr: int = 0
+    errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
@@ -245,7 +246,7 @@ class ReconcileReport:
             f"{self.mismatch} mismatch, {self.flagged} flagged; {self.rated} rated "
             f"({self.segments_written} segments written, {self.segments_already_in_ledger} "
             f"already in the ledger); {len(self.rating_errors)} rating errors; "
-            f"{self.cdr_flags} CDRs flagged"
+            f"{self.cdr_flags} CDRs flagged; {self.closed_from_cdr} calls closed from CDRs"
         )
 
 
@@ -341,14 +342,19 @@ def _reconcile_call(tenant: Client, pk: int, report: ReconcileReport, tolerance_
         if status == "ok" and result.flags:
             status = Call.Reconcile.FLAGGED
         call.reconcile_status = status
-        call.reconcile_messages = list(result.messages)
+        recovered = (call.meter_state or {}).get("closed_from_cdr") or []
+        call.reconcile_messages = [*recovered, *result.messages]
         call.reconciled_at = timezone.now()
         report.checked += 1
         setattr(report, status, getattr(report, status) + 1)
         if status in (Call.Reconcile.OK, Call.Reconcile.FLAGGED):
             try:
                 with transaction.atomic():
-                    written = billing_actions.do_record_segments(tenant, result.segments)
+                    written = (
+                        billing_actions.do_record_segments(tenant, result.segments)
+                        if result.segments
+                        else billing_actions.RecordResult()
+                    )
                     _mark_rated(call, rows, result.segments)
                     call.save()
             except (RatingError, billing_actions.BillingError) as exc:
@@ -390,6 +396,32 @@ def _flag_orphan_cdrs(tenant: Client, grace_s: float, report: ReconcileReport) -
     report.cdr_flags += len(flags)
 
 
+def _finish_lost_calls(tenant: Client, grace_s: float, report: ReconcileReport) -> None:
+    """Close, from their CDRs, calls whose meter the switchboard never finished (it died or
+    lost the node while the caller hung up) and that nobody touched for ``grace_s``."""
+    cutoff = timezone.now() - timedelta(seconds=grace_s)
+    stale = Call.objects.filter(meter_complete=False, rated=False, updated_at__lte=cutoff)
+    for call in list(stale.order_by("id")):
+        legs = [leg.uuid for leg in call.legs.all() if leg.role != Leg.Role.AGENT]
+        cdrs = {str(c.leg_uuid): cdr_times(c) for c in RawCdr.objects.filter(leg_uuid__in=legs)}
+        if not cdrs:
+            continue
+        try:
+            meter = CallMeter.from_dict(call.meter_state)
+        except (MeterError, KeyError, TypeError) as exc:
+            report.errors.append(f"call {call.call_id}: stored meter state unusable: {exc}")
+            continue
+        if meter.finish_from_cdrs(cdrs):
+            do_record_call(tenant, {}, meter)
+            report.closed_from_cdr += 1
+            log.warning(
+                "call %s of %s closed from CDRs: %s",
+                call.call_id,
+                tenant.schema_name,
+                "; ".join(meter.closed_from_cdr),
+            )
+
+
 def do_reconcile(
     tenant: Client,
     *,
@@ -402,11 +434,16 @@ def do_reconcile(
     flag CDRs of the call's legs that no segment accounts for, and for ``ok`` (or ``flagged``)
     calls write the final segments to the ledger and mark the call rated, in one transaction
     (exactly once, see the module's docstring). A rating error (no plan, a plan gap) is stored
-    on the call and retried next time. Finally, answered CDRs older than ``grace_s`` that
-    belong to no call are flagged ``cdr_without_segments``.
+    on the call and retried next time. Answered CDRs older than ``grace_s`` that belong to no
+    call are flagged ``cdr_without_segments``.
+
+    First, calls whose meter was never finished (the switchboard lost them) and that nobody
+    touched for ``grace_s`` are closed from their legs' CDRs
+    (:meth:`~telephony.callflow.meter.CallMeter.finish_from_cdrs`).
     """
     report = ReconcileReport(tenant=tenant.schema_name)
     with schema_context(tenant.schema_name):
+        _finish_lost_calls(tenant, grace_s, report)
         pending = (
             Call.objects.filter(ended_ms__isnull=False, rated=False)
             .filter(

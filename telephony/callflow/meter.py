@@ -152,6 +152,8 @@ class CallMeter:
         self.queue_exits: list[str] = []  # leave_queue reasons, in order
         self.ever_queued = False
         self.ever_bridged = False
+        # What finish_from_cdrs() had to close from CDRs (the switchboard lost those events).
+        self.closed_from_cdr: list[str] = []
 
     # -- reading --------------------------------------------------------------------------
     @property
@@ -475,6 +477,59 @@ class CallMeter:
         self.hangup_ms, self.hangup_cause = at, cause
         self._switch(at, None, "hangup")
 
+    # -- recovery ---------------------------------------------------------------------------
+    def finish_from_cdrs(self, cdrs: Mapping[str, CdrTimes]) -> list[str]:
+        """Close what the switch ended while nobody was listening, from the legs' CDRs.
+
+        A switchboard that died (or lost a node's event socket) may never see a leg's hangup;
+        the leg's CDR still says when it ended. Open escalation legs end at their CDR's
+        answered end, the A leg hangs up at its CDR's (the open span runs to it). A meter that
+        never saw the answer of a leg the CDR says was answered ends with no segments (the
+        CDR is then flagged by :func:`reconcile`). Returns (and keeps, in
+        :attr:`closed_from_cdr`) one message per leg closed; a CDR that contradicts the meter
+        is reported, not applied.
+        """
+        done: list[str] = []
+
+        def end_of(cdr: CdrTimes) -> int | None:
+            return cdr.answered_end_ms if cdr.answered else cdr.end_ms
+
+        def close_esc(leg: str) -> None:
+            cdr = cdrs[leg]
+            at = end_of(cdr)
+            if at is None:
+                return
+            try:
+                self.escalation_ended(at, leg, cdr.hangup_cause or "CDR")
+            except MeterError as exc:
+                self.rejected -= 1  # a recovery attempt, not a switch event
+                done.append(f"leg {leg}: its CDR could not close it: {exc}")
+            else:
+                done.append(f"leg {leg}: closed at {at} from its CDR")
+
+        a_cdr = cdrs.get(self.a_leg_uuid)
+        a_end = end_of(a_cdr) if a_cdr is not None else None
+        if not self.is_ended and a_cdr is not None and a_end is not None:
+            for leg in sorted(
+                (x for x in self.open_legs if x in cdrs and (end_of(cdrs[x]) or 0) <= a_end),
+                key=lambda x: end_of(cdrs[x]) or 0,
+            ):
+                close_esc(leg)
+            cause = a_cdr.hangup_cause or "CDR"
+            try:
+                self.hangup(a_end, cause)
+            except MeterError as exc:
+                self.rejected -= 1
+                done.append(f"leg {self.a_leg_uuid}: its CDR could not close it: {exc}")
+            else:
+                note = "" if self.is_answered or not a_cdr.answered else " (answer never seen)"
+                done.append(f"leg {self.a_leg_uuid}: hung up at {a_end} from its CDR{note}")
+        if self.is_ended:
+            for leg in [x for x in self.open_legs if x in cdrs]:
+                close_esc(leg)
+        self.closed_from_cdr.extend(done)
+        return done
+
     # -- persistence ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe state (ints, strings, lists, dicts with string keys)."""
@@ -501,6 +556,7 @@ class CallMeter:
             "queue_exits": list(self.queue_exits),
             "ever_queued": self.ever_queued,
             "ever_bridged": self.ever_bridged,
+            "closed_from_cdr": list(self.closed_from_cdr),
         }
 
     @classmethod
@@ -528,6 +584,7 @@ class CallMeter:
         meter.queue_exits = list(data["queue_exits"])
         meter.ever_queued = bool(data["ever_queued"])
         meter.ever_bridged = bool(data["ever_bridged"])
+        meter.closed_from_cdr = list(data.get("closed_from_cdr", []))
         # Cheap consistency check: the closed spans and the open one must still chain.
         edge = meter.answer_ms
         for s in meter._closed:

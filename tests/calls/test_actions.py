@@ -307,3 +307,24 @@ def test_the_command_and_the_job(cast, alpha_plan):  # type: ignore[no-untyped-d
     reconcile_tenant.defer(tenant_schema="alpha", grace_s=60)
     job = ProcrastinateJob.objects.filter(task_name="calls.tasks.reconcile_tenant").latest("id")
     assert (job.args, job.queue_name) == ({"tenant_schema": "alpha", "grace_s": 60}, "calls")
+
+
+def test_a_call_the_switchboard_lost_is_closed_from_its_cdrs_and_rated(cast, alpha_plan):  # type: ignore[no-untyped-def]
+    from .test_reconcile import lost_after_agent_left
+
+    actions.do_record_call(cast.a, INFO, lost_after_agent_left())
+    post_worked_example_cdrs()
+    report = actions.do_reconcile(cast.a)  # within the grace: the switchboard may still come
+    assert (report.closed_from_cdr, report.checked) == (0, 0)
+    report = actions.do_reconcile(cast.a, grace_s=0)
+    assert (report.closed_from_cdr, report.ok, report.rated, report.segments_written) == (
+        1,
+        1,
+        1,
+        5,
+    )
+    assert ("handoff", 310_000, 110_000, 114) in ledger(cast)
+    with schema_context("alpha"):
+        call = Call.objects.get()
+        assert call.outcome == "escalated" and call.started_ms == T0 - 2_000
+        assert any("closed at" in m for m in call.reconcile_messages)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telephony.callflow.meter import CdrTimes, reconcile
+from telephony.callflow.meter import CallMeter, CdrTimes, reconcile
 
 from .test_meter import AGENT_LEG, ESC, T0, A, worked_example
 
@@ -98,3 +98,47 @@ def test_an_answered_a_leg_with_no_time_is_not_flagged() -> None:
     c = {A: CdrTimes(A, T0, T0 + 200, 200)}
     assert reconcile([], c, a_leg_uuid=A) == reconcile([], {})
     assert reconcile([], {A: CdrTimes(A, T0, T0 + 5000, 5000)}, a_leg_uuid=A).flags
+
+
+# -- finishing a call the switchboard lost, from its CDRs -----------------------------------
+def lost_after_agent_left() -> CallMeter:
+    m = CallMeter("alpha", "call-1", A, "direct", "fs-1")
+    m.answered(T0)
+    m.enter_queue(T0 + 25_400, "support")
+    m.agent_bridged(T0 + 100_000, "agent-7", AGENT_LEG)
+    m.escalation_answered(T0 + 270_000, ESC, "second-line")
+    m.agent_left(T0 + 310_000)
+    return m  # ... and then the switchboard died
+
+
+def test_a_lost_call_is_closed_from_its_cdrs_exactly_as_if_seen() -> None:
+    m = CallMeter.from_dict(lost_after_agent_left().to_dict())
+    done = m.finish_from_cdrs(cdrs())
+    assert len(done) == 2 and all("from its CDR" in d for d in done)
+
+    def spans(meter: CallMeter) -> list[tuple[object, ...]]:
+        return [(s.key, s.end_ms, s.agent, s.queue) for s in meter.segments()]
+
+    assert m.is_complete and spans(m) == spans(worked_example())
+    assert m.closed_from_cdr == done and m.rejected == 0
+    assert CallMeter.from_dict(m.to_dict()).closed_from_cdr == done
+    assert reconcile(m.segments(), cdrs(), unmetered_legs=[AGENT_LEG]).status == "ok"
+
+
+def test_a_live_call_is_left_alone_and_a_contradicting_cdr_is_reported_not_applied() -> None:
+    m = lost_after_agent_left()
+    live = {ESC: cdrs()[ESC]}  # the second line hung up; the caller is still on
+    assert m.finish_from_cdrs(live) == [] and not m.is_ended
+    early = {A: CdrTimes(A, T0, T0 + 300_000, 300_000)}  # ends before the handoff began
+    before = m.to_dict()
+    (msg,) = m.finish_from_cdrs(early)
+    assert "could not close it" in msg and "out of order" in msg
+    assert m.to_dict() == before | {"closed_from_cdr": [msg]}
+
+
+def test_a_call_whose_answer_was_never_seen_ends_empty_and_its_cdr_is_flagged() -> None:
+    m = CallMeter("alpha", "call-1", A, "direct", "fs-1")
+    m.finish_from_cdrs({A: CdrTimes(A, T0, T0 + 60_000, 60_000, "NORMAL_CLEARING")})
+    assert m.is_ended and m.segments() == [] and m.outcome() == ("failed", "NORMAL_CLEARING")
+    r = reconcile(m.segments(), {A: CdrTimes(A, T0, T0 + 60_000, 60_000)}, a_leg_uuid=A)
+    assert r.flags == ((A, "cdr_without_segments"),)
