@@ -1,6 +1,7 @@
 // Shared behaviour of every server-rendered page: htmx for partial updates, and two small
 // progressive enhancements. Pages work without JavaScript; this only makes them smoother.
 import htmx from "htmx.org";
+import "./wallboard"; // the live wallboard: starts only on a page with #wallboard
 
 declare global {
   interface Window {
