@@ -21,6 +21,7 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit_log"),
     path("billing/", include("billing.urls")),
     path("telephony/", include("telephony.urls")),
+    path("calls/", include("telephony.config_urls")),
     path("wallboard/", include("routing.live_urls")),
     # Second factor: provider staff only (they see every client's data).
     path("account/two-factor/", views.totp_setup, name="totp_setup"),

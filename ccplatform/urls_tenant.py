@@ -17,6 +17,7 @@ urlpatterns = [
     path("team/invitations/<int:invitation_id>/revoke/", views.team_revoke, name="team_revoke"),
     path("activity/", views.activity, name="activity"),
     path("settings/", views.company_settings, name="company_settings"),
+    path("calls/", include("portal.ivr_urls")),
     path("billing/invoices/", billing_views.invoice_list, name="client_invoices"),
     path(
         "billing/invoices/<int:invoice_id>/",

@@ -59,12 +59,14 @@ def a_objects(cast, in_schema):  # type: ignore[no-untyped-def]
     from billing import tasks
     from billing.demo import demo_call, demo_plan
     from billing.rating import epoch_ms
-    from portal.models import Contact, ContactImport
+    from portal.models import Contact, ContactImport, IvrMenu, IvrOption
     from tenants import actions
 
     with in_schema("alpha"):
         contact = Contact.objects.create(name="Alpha Secret Customer", phone="+380501112233")
         imp = ContactImport.objects.create(filename="alpha.csv", content="name,phone\n")
+        menu = IvrMenu.objects.create(menu_id="alpha-main", prompt_text="Alpha Secret menu")
+        option = IvrOption.objects.create(menu=menu, digit="2", action="answer")
     invitation, _token = actions.do_invite(
         email="newbie@alpha.test", role="client_viewer", tenant=cast.a, actor=cast.a_admin
     )
@@ -79,6 +81,8 @@ def a_objects(cast, in_schema):  # type: ignore[no-untyped-def]
         "contact_id": contact.pk,
         "invitation_id": invitation.pk,
         "import_id": imp.pk,
+        "menu_id": menu.pk,
+        "option_id": option.pk,
         "client_id": cast.a.pk,
         "user_id": cast.a_admin.pk,
     }
@@ -122,7 +126,14 @@ def test_members_reach_their_own_pages(cast, a_objects):  # type: ignore[no-unty
         if (
             name in OPEN_ROUTES
             or route.startswith("i18n/")
-            or name in {"contact_delete", "team_invite", "team_revoke"}
+            or name
+            in {
+                "contact_delete",
+                "team_invite",
+                "team_revoke",
+                "ivr_menu_delete",
+                "ivr_option_delete",
+            }
         ):
             continue
         url = concrete(route, a_objects)
