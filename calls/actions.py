@@ -109,12 +109,16 @@ def _call_values(meter: CallMeter, call_dict: Mapping[str, Any]) -> dict[str, An
         "meter_complete": meter.is_complete,
         "rejected_events": meter.rejected,
     }
-    for name in ("parent_call_id", "did", "caller_number", "started_ms", "outcome", "cause"):
-        if name in call_dict and call_dict[name] is not None:
-            values[name] = call_dict[name]
+    if call_dict.get("started_ms") is not None:
+        if type(call_dict["started_ms"]) is not int:
+            raise CallRecordError(f"call {meter.call_id}: started_ms must be int epoch ms")
+        values["started_ms"] = call_dict["started_ms"]
+    for name in ("parent_call_id", "did", "caller_number", "outcome", "cause"):
+        if call_dict.get(name) is not None:
+            values[name] = str(call_dict[name])[:64]
     for name in ("queue", "agent"):
         if call_dict.get(name):
-            values[name] = call_dict[name]
+            values[name] = str(call_dict[name])[:64]
     if values["outcome"] not in Call.Outcome.values:
         raise CallRecordError(f"call {meter.call_id}: unknown outcome {values['outcome']!r}")
     return values

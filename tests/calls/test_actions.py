@@ -289,6 +289,25 @@ def test_tenant_walls_hold_for_calls_segments_and_cdrs(cast, alpha_plan):  # typ
     assert not LedgerEntry.objects.exists()
 
 
+def test_a_leg_billed_for_one_tenant_is_refused_for_another(cast, alpha_plan):  # type: ignore[no-untyped-def]
+    actions.do_record_call(cast.a, INFO, worked_example())
+    post_worked_example_cdrs()
+    assert actions.do_reconcile(cast.a, grace_s=0).rated == 1
+    billing.do_assign_plan(cast.b, demo_plan("calls-beta", "USD", MARCH))
+    meter = CallMeter("beta", "b-1", A, "direct", "fs-1")  # the same A leg, under beta
+    meter.answered(T0)
+    meter.hangup(T0 + 420_000, "NORMAL_CLEARING")
+    actions.do_record_call(cast.b, {}, meter)
+    post_cdr("beta", A, T0, T0 + 420_000)
+    report = actions.do_reconcile(cast.b, grace_s=0)
+    assert (
+        report.rated == 0
+        and "already in the ledger under another tenant" in (report.rating_errors[0])
+    )
+    assert not LedgerEntry.objects.filter(tenant=cast.b).exists()
+    assert LedgerEntry.objects.filter(tenant=cast.a).count() == 5
+
+
 def test_the_command_and_the_job(cast, alpha_plan):  # type: ignore[no-untyped-def]
     from procrastinate.contrib.django.models import ProcrastinateJob
 
