@@ -631,6 +631,7 @@ class CallSession:
             return
         if self.pending.get(agent_id) != leg or self.gone.is_set() or self.state != "queue":
             # Withdrawn while it rang (caller left, answered elsewhere, timer): not wanted.
+            self.summary.legs[leg] = "agent"  # answered, so its CDR is this call's
             sb.agent_legs.pop(leg, None)
             self.pending.pop(agent_id, None) if self.pending.get(agent_id) == leg else None
             await self._kill(leg, "ORIGINATOR_CANCEL")
@@ -641,6 +642,7 @@ class CallSession:
             sb.engine.call_state(self.call_id) != "connected"
             or sb.engine.agent_call(agent_id) != self.call_id
         ):
+            self.summary.legs[leg] = "agent"
             sb.agent_legs.pop(leg, None)
             await self._kill(leg, "ORIGINATOR_CANCEL")
             return

@@ -312,12 +312,15 @@ class Switchboard:
         outbound_port: int = 8084,
         moh: str = "local_stream://moh",
         engine: Engine | None = None,
+        board: Any = None,
     ) -> None:
         self.directory = directory
         self.sink: Sink = sink or MemorySink()
         self.clock: Clock = clock or RealClock()
         self.moh = moh
         self.engine = engine or Engine()
+        #: A ``routing.live.LiveBoard`` fed with every engine event and its decisions.
+        self.board = board
         self.links: dict[str, NodeLink] = {spec.name: NodeLink(self, spec) for spec in nodes}
         self.server = OutboundServer(self._handle_call, outbound_host, outbound_port)
         from .session import CallSession  # noqa: PLC0415  # the session module imports this one
@@ -412,6 +415,8 @@ class Switchboard:
     def feed(self, event: EngineEvent) -> list[Decision]:
         """The one place the engine is called; dispatches its decisions."""
         decisions = self.engine.handle(event)
+        if self.board is not None:
+            self.board.apply(event, decisions)
         if decisions:
             self._dispatch(decisions)
         self._timer_wakeup.set()

@@ -1,0 +1,128 @@
+"""The switchboard's Django side: calls recorded per tenant, caller lookup, the leader lock."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import pytest
+from switchboard_world import did_of, make_directory, start_world
+
+pytestmark = [pytest.mark.django_db]
+
+
+def test_finished_calls_land_in_their_tenants_schema_with_segments(cast):  # type: ignore[no-untyped-def]
+    """Real switchboard output (two calls, two tenants) stored by ``record_call``.
+
+    The switchboard runs in its own loop first; its summaries are then stored from this sync
+    test (inside a running loop Django would hand out another connection, outside the test's
+    transaction)."""
+    from django_tenants.utils import schema_context
+
+    from calls.models import Call, Segment
+    from telephony.switchboard_store import record_call
+
+    directory = make_directory(("alpha", "beta"), agents=2)
+
+    async def scenario():  # type: ignore[no-untyped-def]
+        world = await start_world(directory)
+        try:
+            from test_switchboard import place
+
+            await place(world, did_of("alpha"), number="+380509990001", digits="1")
+            await place(world, did_of("beta"), number="+380509990002", digits="1")
+            await world.settle()
+        finally:
+            await world.close()
+        return world
+
+    world = asyncio.run(scenario())
+    summaries = list(world.sink.calls.values())
+    assert [record_call(s) for s in summaries] == ["recorded", "recorded"]
+    assert [record_call(s) for s in summaries] == ["recorded", "recorded"]  # again: idempotent
+    with schema_context("alpha"):
+        [call] = Call.objects.all()
+        assert call.caller_number == "+380509990001"
+        assert call.outcome == "answered"
+        kinds = list(
+            Segment.objects.filter(call=call).order_by("start_ms").values_list("kind", flat=True)
+        )
+        assert kinds == ["ivr", "queue", "agent"]
+    with schema_context("beta"):
+        assert Call.objects.get().caller_number == "+380509990002"
+
+
+def test_lookup_finds_the_tenants_contact_only(cast):  # type: ignore[no-untyped-def]
+    from django_tenants.utils import schema_context
+
+    from portal.models import Contact
+    from telephony.switchboard_store import lookup_contact
+
+    with schema_context("alpha"):
+        Contact.objects.create(name="Olena", phone="+380509990001", vip=True)
+    found = lookup_contact("alpha", "+380509990001")
+    assert found is not None and found["vip"] is True and found["name"] == "Olena"
+    assert found["priority"] == 1
+    assert lookup_contact("beta", "+380509990001") is None
+    assert lookup_contact("alpha", "") is None
+
+
+def test_webhook_signature_is_hmac_of_timestamp_and_body() -> None:
+    import hashlib
+    import hmac
+
+    from telephony.switchboard_store import sign
+
+    body = b'{"caller":"+380509990001"}'
+    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert sign("s3cret", body, 1700000000) == expected
+    assert sign("other", body, 1700000000) != expected
+
+
+@pytest.mark.asyncio
+async def test_standby_takes_the_leader_lock_when_the_active_process_is_killed() -> None:
+    from django.db import connection
+
+    from telephony.switchboard_store import LeaderLock
+
+    db = connection.settings_dict
+    dsn = " ".join(
+        f"{k}={v}"
+        for k, v in {
+            "dbname": db["NAME"],
+            "user": db["USER"],
+            "password": db["PASSWORD"],
+            "host": db["HOST"],
+            "port": db["PORT"],
+        }.items()
+        if v
+    )
+    script = (
+        "import asyncio,sys\n"
+        "from telephony.switchboard_store import LeaderLock\n"
+        "async def main():\n"
+        f"    lock = LeaderLock({dsn!r}, 'test-lock')\n"
+        "    await lock.acquire()\n"
+        "    print('held', flush=True)\n"
+        "    await asyncio.sleep(120)\n"
+        "asyncio.run(main())\n"
+    )
+    active = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        assert active.stdout is not None
+        assert (await asyncio.to_thread(active.stdout.readline)).strip() == "held"
+        standby = LeaderLock(dsn, "test-lock")
+        waiting = asyncio.ensure_future(standby.acquire(poll_s=0.1))
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "the standby must not lead while the active one lives"
+        killed_at = time.monotonic()
+        active.kill()  # kill -9: no clean-up, the database session just dies
+        await asyncio.wait_for(waiting, 10)
+        takeover = time.monotonic() - killed_at
+        assert takeover < 10
+        await standby.release()
+    finally:
+        active.kill()
+        active.wait()
