@@ -296,7 +296,8 @@ def _core_segments(tenant: Client, call: Call, rows: list[Segment]) -> list[Core
 
 
 def _mark_rated(call: Call, rows: list[Segment], final: tuple[CoreSegment, ...]) -> None:
-    """Mark ``call`` rated and keep what billing was given (same transaction as the ledger).
+    """Mark ``call`` rated and keep what billing was given, on the objects (the caller saves
+    them in the transaction that wrote the ledger).
 
     ``final`` is ``reconcile()``'s output for ``rows`` in the same order (per leg, by start;
     only a leg's first start and last end may have moved)."""
@@ -304,72 +305,137 @@ def _mark_rated(call: Call, rows: list[Segment], final: tuple[CoreSegment, ...])
         if (str(row.leg_uuid), row.kind) != (seg.leg_uuid, seg.kind.value):
             raise RuntimeError(f"call {call.call_id}: reconciled segments out of step")
         row.billed_start_ms, row.billed_end_ms = seg.start_ms, seg.end_ms
-    Segment.objects.bulk_update(rows, ["billed_start_ms", "billed_end_ms"])
     call.rated = True
     call.rated_at = timezone.now()
     call.rating_error = ""
 
 
-def _reconcile_call(tenant: Client, pk: int, report: ReconcileReport, tolerance_ms: int) -> None:
-    with transaction.atomic():
-        call = Call.objects.select_for_update().filter(pk=pk).first()
-        if call is None or call.rated:
-            return
-        legs = list(call.legs.all())
-        rows = sorted(call.segments.all(), key=lambda r: (str(r.leg_uuid), r.start_ms, r.end_ms))
-        cdrs = {
-            str(c.leg_uuid): cdr_times(c)
-            for c in RawCdr.objects.filter(leg_uuid__in=[leg.uuid for leg in legs])
-        }
-        result = reconcile(
-            _core_segments(tenant, call, rows),
-            cdrs,
-            a_leg_uuid=str(call.a_leg_uuid),
-            unmetered_legs=[str(leg.uuid) for leg in legs if leg.role == Leg.Role.AGENT],
-            open_legs=[
-                str(leg.uuid)
-                for leg in legs
-                if leg.role == Leg.Role.ESCALATION
-                and leg.answered_ms is not None
-                and leg.ended_ms is None
-            ],
-            tolerance_ms=tolerance_ms,
-        )
-        for leg_uuid, reason in result.flags:
-            _, created = CdrFlag.objects.get_or_create(
-                cdr_uuid=uuid.UUID(leg_uuid),
-                reason=reason,
-                defaults={"call": call, "message": f"leg of call {call.call_id}"},
+_CALL_FIELDS_SAVED = [
+    "reconcile_status",
+    "reconcile_messages",
+    "reconciled_at",
+    "rated",
+    "rated_at",
+    "rating_error",
+]  # not updated_at: it says when the switchboard last recorded the call (see _finish_lost_calls)
+
+#: Calls reconciled (and rated) per transaction.
+CHUNK = 200
+
+
+@dataclass
+class _Billable:
+    call: Call
+    rows: list[Segment]
+    final: tuple[CoreSegment, ...]
+
+
+def _rate(tenant: Client, items: list[_Billable], report: ReconcileReport) -> bool:
+    """Write ``items``' segments to the ledger and mark them rated, all or nothing (a
+    savepoint inside the chunk's transaction). False (nothing kept) on a rating error."""
+    try:
+        with transaction.atomic():
+            segments = [seg for item in items for seg in item.final]
+            written = (
+                billing_actions.do_record_segments(tenant, segments)
+                if segments
+                else billing_actions.RecordResult()
             )
-            report.cdr_flags += created
-        status = result.status
-        if status == "ok" and result.flags:
-            status = Call.Reconcile.FLAGGED
-        call.reconcile_status = status
-        recovered = (call.meter_state or {}).get("closed_from_cdr") or []
-        call.reconcile_messages = [*recovered, *result.messages]
-        call.reconciled_at = timezone.now()
-        report.checked += 1
-        setattr(report, status, getattr(report, status) + 1)
-        if status in (Call.Reconcile.OK, Call.Reconcile.FLAGGED):
-            try:
-                with transaction.atomic():
-                    written = (
-                        billing_actions.do_record_segments(tenant, result.segments)
-                        if result.segments
-                        else billing_actions.RecordResult()
-                    )
-                    _mark_rated(call, rows, result.segments)
-                    call.save()
-            except (RatingError, billing_actions.BillingError) as exc:
-                call.rating_error = str(exc)
-                report.rating_errors.append(f"call {call.call_id}: {exc}")
-                log.warning("call %s of %s not rated: %s", call.call_id, tenant.schema_name, exc)
-            else:
-                report.rated += 1
-                report.segments_written += written.written
-                report.segments_already_in_ledger += written.already_recorded
-        call.save()
+            for item in items:
+                _mark_rated(item.call, item.rows, item.final)
+            rows = [row for item in items for row in item.rows]
+            Segment.objects.bulk_update(rows, ["billed_start_ms", "billed_end_ms"], batch_size=500)
+            Call.objects.bulk_update(
+                [item.call for item in items], _CALL_FIELDS_SAVED, batch_size=500
+            )
+    except (RatingError, billing_actions.BillingError) as exc:
+        for item in items:
+            item.call.rated, item.call.rated_at = False, None
+        if len(items) == 1:
+            call = items[0].call
+            call.rating_error = str(exc)
+            report.rating_errors.append(f"call {call.call_id}: {exc}")
+            log.warning("call %s of %s not rated: %s", call.call_id, tenant.schema_name, exc)
+        return False
+    report.rated += len(items)
+    report.segments_written += written.written
+    report.segments_already_in_ledger += written.already_recorded
+    return True
+
+
+def _reconcile_chunk(
+    tenant: Client, pks: list[int], report: ReconcileReport, tolerance_ms: int
+) -> None:
+    """Reconcile (and rate) the calls ``pks`` in one transaction, under row locks."""
+    with transaction.atomic():
+        calls = list(
+            Call.objects.select_for_update().filter(pk__in=pks, rated=False).order_by("pk")
+        )
+        if not calls:
+            return
+        legs: dict[int, list[Leg]] = {call.pk: [] for call in calls}
+        for leg in Leg.objects.filter(call__in=calls):
+            legs[leg.call_id].append(leg)
+        rows: dict[int, list[Segment]] = {call.pk: [] for call in calls}
+        for row in Segment.objects.filter(call__in=calls):
+            rows[row.call_id].append(row)
+        leg_uuids = [leg.uuid for call_legs in legs.values() for leg in call_legs]
+        cdrs = {
+            str(c.leg_uuid): cdr_times(c) for c in RawCdr.objects.filter(leg_uuid__in=leg_uuids)
+        }
+        flags: dict[tuple[uuid.UUID, str], CdrFlag] = {}
+        billable: list[_Billable] = []
+        now = timezone.now()
+        for call in calls:
+            call_legs = legs[call.pk]
+            call_rows = sorted(rows[call.pk], key=lambda r: (str(r.leg_uuid), r.start_ms, r.end_ms))
+            result = reconcile(
+                _core_segments(tenant, call, call_rows),
+                {str(leg.uuid): cdrs[str(leg.uuid)] for leg in call_legs if str(leg.uuid) in cdrs},
+                a_leg_uuid=str(call.a_leg_uuid),
+                unmetered_legs=[str(leg.uuid) for leg in call_legs if leg.role == Leg.Role.AGENT],
+                open_legs=[
+                    str(leg.uuid)
+                    for leg in call_legs
+                    if leg.role == Leg.Role.ESCALATION
+                    and leg.answered_ms is not None
+                    and leg.ended_ms is None
+                ],
+                tolerance_ms=tolerance_ms,
+            )
+            for leg_uuid, reason in result.flags:
+                key = (uuid.UUID(leg_uuid), reason)
+                flags[key] = CdrFlag(
+                    cdr_uuid=key[0], reason=reason, call=call, message=f"leg of call {call.call_id}"
+                )
+            status = result.status
+            if status == "ok" and result.flags:
+                status = Call.Reconcile.FLAGGED
+            call.reconcile_status = status
+            recovered = (call.meter_state or {}).get("closed_from_cdr") or []
+            call.reconcile_messages = [*recovered, *result.messages]
+            call.reconciled_at = now
+            report.checked += 1
+            setattr(report, status, getattr(report, status) + 1)
+            if status in (Call.Reconcile.OK, Call.Reconcile.FLAGGED):
+                billable.append(_Billable(call, call_rows, result.segments))
+        if flags:
+            existing = set(
+                CdrFlag.objects.filter(cdr_uuid__in=[k[0] for k in flags]).values_list(
+                    "cdr_uuid", "reason"
+                )
+            )
+            new = [flag for key, flag in flags.items() if key not in existing]
+            CdrFlag.objects.bulk_create(new, ignore_conflicts=True)
+            report.cdr_flags += len(new)
+        Call.objects.bulk_update(calls, _CALL_FIELDS_SAVED, batch_size=500)
+        # Rate the chunk at once; if billing refuses it, find the call(s) it refuses one by one.
+        if billable and not _rate(tenant, billable, report) and len(billable) > 1:
+            for item in billable:
+                _rate(tenant, [item], report)
+        Call.objects.bulk_update(
+            [item.call for item in billable if not item.call.rated], _CALL_FIELDS_SAVED
+        )
 
 
 def _flag_orphan_cdrs(tenant: Client, grace_s: float, report: ReconcileReport) -> None:
@@ -457,8 +523,9 @@ def do_reconcile(
             .order_by("id")
             .values_list("pk", flat=True)
         )
-        for pk in list(pending):
-            _reconcile_call(tenant, pk, report, tolerance_ms)
+        pks = list(pending)
+        for i in range(0, len(pks), CHUNK):
+            _reconcile_chunk(tenant, pks[i : i + CHUNK], report, tolerance_ms)
         with transaction.atomic():
             _flag_orphan_cdrs(tenant, grace_s, report)
     return report

@@ -240,6 +240,29 @@ def test_a_rating_error_is_kept_on_the_call_and_retried(cast):  # type: ignore[n
     assert LedgerEntry.objects.filter(tenant=cast.b, call_id="b-1").count() == 1
 
 
+def test_a_call_billing_refuses_does_not_hold_up_the_others(cast, alpha_plan):  # type: ignore[no-untyped-def]
+    actions.do_record_call(cast.a, INFO, worked_example())
+    post_worked_example_cdrs()
+    february = T0 - 30 * 86_400_000  # before the plan's first version: a plan gap
+    leg = str(uuid.uuid4())
+    meter = CallMeter("alpha", "call-feb", leg, "direct", "fs-1")
+    meter.answered(february)
+    meter.hangup(february + 60_000, "NORMAL_CLEARING")
+    actions.do_record_call(cast.a, {}, meter)
+    post_cdr("alpha", leg, february, february + 60_000)
+    report = actions.do_reconcile(cast.a, grace_s=0)
+    assert (report.ok, report.rated, report.segments_written) == (2, 1, 5)
+    assert len(report.rating_errors) == 1 and "call call-feb" in report.rating_errors[0]
+    with schema_context("alpha"):
+        feb = Call.objects.get(call_id="call-feb")
+        assert (feb.rated, feb.reconcile_status) == (
+            False,
+            "ok",
+        ) and "no version in force" in feb.rating_error
+        assert Call.objects.get(call_id="call-1").rated
+    assert not LedgerEntry.objects.filter(call_id="call-feb").exists()
+
+
 def test_cdrs_no_call_accounts_for_are_flagged_after_the_grace(cast, alpha_plan):  # type: ignore[no-untyped-def]
     stray = str(uuid.uuid4())
     post_cdr("alpha", stray, T0, T0 + 60_000)
