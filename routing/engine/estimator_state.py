@@ -26,6 +26,8 @@ _CLASSES: dict[str, type[Any]] = {
         ewt._SlidingMax,
         ewt._RatioCalibrator,
         ewt._WeightedRls,
+        ewt._DecayedLeastSquares,
+        ewt._LogNormalService,
         *ewt.ESTIMATORS.values(),
     )
 }

@@ -40,6 +40,23 @@ The estimators (see ``ESTIMATORS`` for the registry):
   starts as ``ql-mp`` and falls back to it when the fit strays. Delay-history features (HOL,
   LES, position-scaled history, elapsed service ages) were tried in the regression and earned
   no weight in simulation (docs/decisions/0006-erlang-and-ewt.md).
+* ``adaptive`` (ours, best in every benchmark scenario): ``ql-mp`` plus what an online least
+  squares fit of the *potential* wait has learned. Three things make it work where ``blend``
+  did not. (1) Labels for every queued caller, not only the answered: a caller who hangs up is
+  followed as a ghost holding its place, and its potential wait ends, as observed later in the
+  stream, when a caller queued behind it is answered (it would have been answered first) or
+  when an agent frees with nobody queued; no selection bias, no inverse-probability weights.
+  (2) Features (in mean service times): 1, 1/s, ``ql``, ``ql-m``, ``ql-mp``, priority,
+  priority x ``ql-mp`` and the expected time to the first departure T1 given how long each
+  call in service has lasted (a log-normal fitted to completed services; under a log-normal a
+  call that has lasted long tends to go on), with T1/s and T1 x calls ahead: small teams wait
+  mostly for the residual of the calls in progress. The fit is ridge least squares on
+  forgotten sufficient statistics (memory ~20,000 callers), re-solved every 20 labels.
+  (3) Stacking: the fit's departure from ``ql-mp`` counts only as far as it has paid off out of
+  sample (a one-coefficient regression of y - ``ql-mp`` on fitted - ``ql-mp``, starting at 0),
+  so on a queue where ``ql-mp`` is already the conditional mean (M/M/s+M) the fit's noise is
+  not added. Its observer keeps 4,000 calls of memory instead of 500 (steadier service and
+  patience estimates). Interval: the rolling ratio quantiles, fed by ghosts' waits too.
 
 Common ground for all of them: an arrival with nobody ahead while an agent looks free is told 0.
 The number of agents is not in a call log, so it is inferred from the calls in service: when a
@@ -657,6 +674,288 @@ class Blend(Estimator):
         self._features.pop(call_id, None)
 
 
+class _DecayedLeastSquares:
+    """Ridge least squares on exponentially forgotten sufficient statistics, re-solved every
+    ``every`` updates. Unlike recursive least squares with forgetting, a direction the data stop
+    exciting cannot wind up (the ridge toward ``start`` keeps every solve well posed).
+
+    Forgetting without touching old terms: observation n is added with weight ``f ** -n`` and
+    the statistics are divided by the newest weight when solved (rescaled now and then)."""
+
+    def __init__(self, start: list[float], ridge: float, forget: float, every: int) -> None:
+        d = len(start)
+        self.coef = list(start)
+        self._start = list(start)
+        self._ridge = ridge
+        self.forget = forget
+        self._every = every
+        self._pending = 0
+        self._weight = 1.0  # weight of the newest observation
+        self.xtx = [[0.0] * d for _ in range(d)]
+        self.xty = [0.0] * d
+
+    def predict(self, x: list[float]) -> float:
+        total = 0.0
+        for c, v in zip(self.coef, x, strict=True):
+            total += c * v
+        return total
+
+    def update(self, x: list[float], y: float) -> None:
+        w = self._weight = self._weight / self.forget
+        xtx = self.xtx
+        for i, xi in enumerate(x):
+            wxi = w * xi
+            xtx[i] = [r + wxi * xj for r, xj in zip(xtx[i], x, strict=True)]
+        wy = w * y
+        self.xty = [r + wy * xi for r, xi in zip(self.xty, x, strict=True)]
+        if w > 1e100:
+            self._rescale()
+        self._pending += 1
+        if self._pending >= self._every:
+            self._pending = 0
+            self.solve()
+
+    def _rescale(self) -> None:
+        inv = 1.0 / self._weight
+        self.xtx = [[v * inv for v in row] for row in self.xtx]
+        self.xty = [v * inv for v in self.xty]
+        self._weight = 1.0
+
+    def solve(self) -> None:
+        """Gaussian elimination with partial pivoting on (X'X + ridge I) b = X'y + ridge start
+        (X'X and X'y forgotten, in units of the newest observation's weight)."""
+        d = len(self.coef)
+        ridge = self._ridge
+        inv = 1.0 / self._weight
+        a = [
+            [
+                *(v * inv + (ridge if i == j else 0.0) for j, v in enumerate(row)),
+                rhs * inv + ridge * s0,
+            ]
+            for i, (row, rhs, s0) in enumerate(zip(self.xtx, self.xty, self._start, strict=True))
+        ]
+        for col in range(d):
+            pivot = max(range(col, d), key=lambda r: abs(a[r][col]))
+            if not abs(a[pivot][col]) > 1e-12:
+                return  # singular (not with a ridge > 0): keep the last solution
+            a[col], a[pivot] = a[pivot], a[col]
+            head = a[col]
+            inv_head = 1.0 / head[col]
+            for r in range(col + 1, d):
+                row = a[r]
+                factor = row[col] * inv_head
+                if factor:
+                    a[r] = [v - factor * h for v, h in zip(row, head, strict=True)]
+        coef = [0.0] * d
+        for i in range(d - 1, -1, -1):
+            row = a[i]
+            total = row[d]
+            for j in range(i + 1, d):
+                total -= row[j] * coef[j]
+            coef[i] = total / row[i]
+        if all(math.isfinite(c) for c in coef):
+            self.coef = coef
+
+
+class _LogNormalService:
+    """Forgetting moments of log service times: a log-normal fit, for the residual service of
+    the calls in progress (under a log-normal, a call that has lasted long tends to go on)."""
+
+    def __init__(self, prior_mean_s: float, memory_calls: int) -> None:
+        sigma2 = 1.0  # prior: log-normal with sigma 1 (the bank's 179 s / 109 s gives 0.99)
+        mu = math.log(prior_mean_s) - sigma2 / 2
+        self._keep = 1.0 - 1.0 / memory_calls
+        self._n = 5.0
+        self._sum = mu * 5.0
+        self._sum2 = (sigma2 + mu * mu) * 5.0
+
+    def add(self, seconds: float) -> None:
+        if seconds > 0.5:  # sub-second calls are glitches, and log(0) is undefined
+            v = math.log(seconds)
+            k = self._keep
+            self._n = self._n * k + 1.0
+            self._sum = self._sum * k + v
+            self._sum2 = self._sum2 * k + v * v
+
+    def params(self) -> tuple[float, float]:
+        """(mu, sigma * sqrt 2) of the fitted log-normal (sigma at least 0.1)."""
+        mu = self._sum / self._n
+        var = max(self._sum2 / self._n - mu * mu, 0.01)
+        return mu, math.sqrt(2.0 * var)
+
+
+# Where the survival of the calls in service is sampled (in mean service times) to integrate
+# the expected time to the first departure (trapezoids; stops once the product is < 1e-4).
+_FIRST_DEPARTURE_GRID = (
+    0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0,
+    4.0, 5.0, 7.0, 10.0,
+)  # fmt: skip
+_FIRST_DEPARTURE_MAX_AGENTS = 12  # beyond, 1 / (s mu): ages barely matter and cost s each
+_ADAPTIVE_QLMP = 4  # index of ql-mp among the features (the model the fit starts from)
+_TRUST_PRIOR = 5.0  # pseudo-weight (squared deviations, service-time units) of trust 0
+
+
+class Adaptive(Estimator):
+    name = "adaptive"
+    description = (
+        "ours: online least squares on every queued caller's potential wait (abandoners "
+        "followed as ghosts) over ql, ql-m, ql-mp and the calls in service's ages"
+    )
+
+    def __init__(
+        self,
+        *,
+        head_start_s: float = 90.0,
+        memory_calls: int = 4000,
+        forget: float = 0.99995,
+        ridge: float = 10.0,
+        trust_keep: float = 0.9999,
+    ) -> None:
+        super().__init__(head_start_s=head_start_s)
+        # Longer memory than the other estimators' 500 calls: steadier service and patience
+        # estimates (the regression, not the averages, follows shifts in the queue's behaviour).
+        self.observer = QueueObserver(head_start_s=head_start_s, memory_calls=memory_calls)
+        self._service = _LogNormalService(_PRIOR_SERVICE_S, memory_calls)
+        start = [0.0] * 10
+        start[_ADAPTIVE_QLMP] = 1.0
+        self._fit = _DecayedLeastSquares(start, ridge=ridge, forget=forget, every=20)
+        # call -> (features, fitted value) at its first estimate, until its wait is known
+        self._features: dict[str, tuple[list[float], float]] = {}
+        self._trust_keep = trust_keep
+        self._trust_dd = 0.0
+        self._trust_de = 0.0
+        self._trust = 0.0
+        # Callers who hung up, still holding their place: (priority key, seq, entered, issued,
+        # call_id), sorted. A ghost's potential wait ends when a caller behind it is answered
+        # (it would have been answered first) or when an agent frees with nobody queued.
+        self._ghosts: list[tuple[float, int, float, float, str]] = []
+
+    def _first_departure(self, t: float, scale: float) -> float:
+        """Expected time until the first call in service ends, given how long each has lasted
+        (log-normal fit); 1 / (s mu) beyond a dozen calls, where ages barely matter."""
+        in_service = self.observer.in_service
+        s = len(in_service)
+        if s == 0 or s > _FIRST_DEPARTURE_MAX_AGENTS:
+            return scale / max(1, s)
+        mu, root = self._service.params()
+        erfc, log = math.erfc, math.log
+        calls = []
+        for started in in_service.values():
+            age = t - started
+            base = erfc((log(age) - mu) / root) if age > 0 else 2.0
+            if base > 0.0:  # a call past any fitted length says nothing: leave it out
+                calls.append((age, 1.0 / base))
+        total = 0.0
+        prev_u, prev_p = 0.0, 1.0
+        for g in _FIRST_DEPARTURE_GRID:
+            u = g * scale
+            p = 1.0
+            for age, inv_base in calls:
+                p *= erfc((log(age + u) - mu) / root) * inv_base
+            total += 0.5 * (p + prev_p) * (u - prev_u)
+            prev_u, prev_p = u, p
+            if p < 1e-4:
+                break
+        return total
+
+    def _features_of(self, ahead: int, priority: int, t: float) -> list[float]:
+        """Regression inputs, waits in mean service times: 1, 1/s, ql, ql-m, ql-mp, priority,
+        priority x ql-mp, first departure T1, T1/s, T1 x ahead."""
+        obs = self.observer
+        scale = obs.mean_service_s
+        s = max(1, obs.busy)
+        inv_s = 1.0 / s
+        qlm = self._qlm_at(s / scale, obs.abandon_rate, ahead) / scale
+        qlmp = self._qlmp(ahead, priority, t) / scale
+        first = self._first_departure(t, scale) / scale
+        prio = 1.0 if priority > 0 else 0.0
+        return [
+            1.0, inv_s, (ahead + 1) * inv_s, qlm, qlmp, prio, prio * qlmp,
+            first, first * inv_s, first * ahead,
+        ]  # fmt: skip
+
+    def _predict(self, call_id: str | None, ahead: int, priority: int, t: float) -> float:
+        x = self._features_of(ahead, priority, t)
+        scale = self.observer.mean_service_s
+        fitted = self._fit.predict(x)
+        base = x[_ADAPTIVE_QLMP]
+        if call_id is not None and call_id not in self._features:
+            self._features[call_id] = (x, fitted)
+        # The fit's departure from ql-mp counts as far as it has paid off out of sample.
+        guess = (base + self._trust * (fitted - base)) * scale
+        top = 4.0 * (base + 1.0) * scale
+        if not 0.0 <= guess <= top:
+            # An unusual queue can make a regression extrapolate: stay within reason.
+            return min(max(guess, 0.0), top) if math.isfinite(guess) else base * scale
+        return guess
+
+    def _teach(self, call_id: str, wait: float) -> None:
+        """``call_id``'s potential wait is known: fit it, and score the fit's prediction."""
+        stored = self._features.pop(call_id, None)
+        if stored is None:
+            return
+        x, fitted = stored
+        y = wait / self.observer.mean_service_s
+        self._fit.update(x, y)
+        # Stacking: regress (y - ql-mp) on (fitted - ql-mp), both known before y was: the
+        # trust the fit earned, 0 when its corrections are noise (as in M/M/s+M, where ql-mp is
+        # the conditional mean), ~1 where the model is biased.
+        base = x[_ADAPTIVE_QLMP]
+        d, e = fitted - base, y - base
+        k = self._trust_keep
+        self._trust_dd = self._trust_dd * k + d * d
+        self._trust_de = self._trust_de * k + d * e
+        self._trust = min(max(self._trust_de / (self._trust_dd + _TRUST_PRIOR), 0.0), 1.5)
+
+    def _learn(self, call_id: str, wait: float, ahead_at_entry: int) -> None:
+        self._teach(call_id, wait)
+
+    def _forget(self, call_id: str) -> None:
+        self._features.pop(call_id, None)
+
+    def _resolve(self, upto: tuple[float, int] | None, t: float) -> None:
+        """End at ``t`` the potential waits of the ghosts ahead of ``upto`` (all if None)."""
+        ghosts = self._ghosts
+        n = 0
+        for key, seq, entered, issued, call_id in ghosts:
+            if upto is not None and (key, seq) >= upto:
+                break
+            n += 1
+            wait = max(0.0, t - entered)
+            if issued > 0 and wait > 0:
+                self._calibrator.add(wait / issued)
+            self._teach(call_id, wait)
+        if n:
+            del ghosts[:n]
+
+    def on_service_start(self, call_id: str, t: float) -> None:
+        entry = self.observer._entries.get(call_id)
+        if entry is not None and self._ghosts:
+            self._resolve((entry[0], entry[1]), t)
+        super().on_service_start(call_id, t)
+
+    def on_abandon(self, call_id: str, t: float) -> None:
+        obs = self.observer
+        entry = obs._entries.get(call_id)
+        issued = self._issued.pop(call_id, None)
+        obs.abandon(call_id, t)
+        if entry is not None and call_id in self._features:
+            bisect.insort(self._ghosts, (entry[0], entry[1], entry[2], issued or 0.0, call_id))
+            if len(self._ghosts) > _MAX_GHOSTS:  # an agent never came: give up on the oldest
+                self._features.pop(self._ghosts.pop(0)[4], None)
+
+    def on_service_end(self, call_id: str, t: float) -> None:
+        started = self.observer.in_service.get(call_id)
+        if started is not None:
+            self._service.add(t - started)
+        super().on_service_end(call_id, t)
+        if self._ghosts and not self.observer._queue:
+            self._resolve(None, t)
+
+
+_MAX_GHOSTS = 1000
+
+
 ESTIMATORS: dict[str, type[Estimator]] = {
     cls.name: cls
     for cls in (
@@ -667,6 +966,7 @@ ESTIMATORS: dict[str, type[Estimator]] = {
         LastToEnterService,
         AverageLes,
         Blend,
+        Adaptive,
     )
 }
 
