@@ -182,20 +182,17 @@ def copy_ledger(url: str, books: dict, templates: dict, calls_from: int, calls_t
 
 
 # -- 1. recording --------------------------------------------------------------------------------
-def bench_record(books: dict, n_segments: int) -> dict:
-    from django.db import connection
-
-    from billing.actions import do_record_segments
+def record_slices(books: dict, n_segments: int, first_tenant: int) -> list:  # type: ignore[type-arg]
+    """``n_segments`` demo-call segments in February, spread over 5 tenants from
+    ``first_tenant`` on (each writer gets tenants of its own, so both write fresh rows)."""
     from billing.demo import demo_call
-    from billing.models import PlanVersion
-    from billing.rating import rate_segment
     from tenants.models import Client
 
-    PlanVersion.objects.filter(pk=books["version_id"]).update(locked_at=None)
-    tenants = list(Client.objects.filter(pk__in=books["tenant_ids"][:5]).order_by("pk"))
+    ids = books["tenant_ids"][first_tenant : first_tenant + 5]
+    tenants = list(Client.objects.filter(pk__in=ids).order_by("pk"))
     per_tenant = n_segments // len(tenants)
     slices = []
-    for t_index, t in enumerate(tenants):
+    for t_index, t in enumerate(tenants, start=first_tenant):
         segs = []
         n = 0
         while len(segs) < per_tenant:
@@ -206,9 +203,19 @@ def bench_record(books: dict, n_segments: int) -> dict:
             )
             n += 1
         slices.append((t, segs[:per_tenant]))
-    total = sum(len(s) for _t, s in slices)
+    return slices
+
+
+def bench_record(books: dict, n_segments: int, writer: str, first_tenant: int) -> dict:
+    """``do_record_segments`` with one writer ("orm": the earlier bulk_create path; "copy")."""
+    from django.db import connection
 
     from billing import adapters
+    from billing.actions import do_record_segments
+    from billing.rating import rate_segment
+
+    slices = record_slices(books, n_segments, first_tenant)
+    total = sum(len(s) for _t, s in slices)
 
     book, _rows = adapters.book_for_plan(books["plan"])
     version = adapters.ledger_rating_version(book.versions[0])
@@ -218,19 +225,28 @@ def bench_record(books: dict, n_segments: int) -> dict:
             rate_segment(seg, version)
     core_s = time.perf_counter() - t0
 
+    batch = 1000 if writer == "orm" else 5000  # each writer's default
     counter = QueryCounter()
     t0 = time.perf_counter()
     with connection.execute_wrapper(counter):
-        written = sum(do_record_segments(t, segs).written for t, segs in slices)
+        written = sum(
+            do_record_segments(t, segs, batch_size=batch, writer=writer).written
+            for t, segs in slices
+        )
     rec_s = time.perf_counter() - t0
 
     counter2 = QueryCounter()
     t0 = time.perf_counter()
     with connection.execute_wrapper(counter2):
-        again = sum(do_record_segments(t, segs).already_recorded for t, segs in slices)
+        again = sum(
+            do_record_segments(t, segs, batch_size=batch, writer=writer).already_recorded
+            for t, segs in slices
+        )
     rerun_s = time.perf_counter() - t0
-    batches = sum(-(-len(s) // 1000) for _t, s in slices)
+    batches = sum(-(-len(s) // batch) for _t, s in slices)
     return {
+        "writer": writer,
+        "batch": batch,
         "segments": total,
         "written": written,
         "record_s": rec_s,
@@ -391,8 +407,14 @@ def main() -> None:
         flush=True,
     )
 
-    rec = bench_record(books, args.record_segments)
-    print(f"recorded {rec['written']:,} segments in {rec['record_s']:.1f} s", flush=True)
+    recs = []
+    for n, writer in enumerate(("orm", "copy")):
+        rec = bench_record(books, args.record_segments, writer, first_tenant=5 * n)
+        recs.append(rec)
+        print(
+            f"recorded {rec['written']:,} segments in {rec['record_s']:.1f} s ({writer})",
+            flush=True,
+        )
 
     results = []
     loaded = 0
@@ -412,7 +434,7 @@ def main() -> None:
         results.append(res)
         print(f"invoice run over {res['ledger_rows']:,} rows: {res['run_s']:.1f} s", flush=True)
 
-    print_report(args, rec, results, load_s, loaded)
+    print_report(args, recs, results, load_s, loaded)
     if args.drop_at_end:
         from django.db import connections
 
@@ -421,17 +443,29 @@ def main() -> None:
         print(f"dropped database {urlsplit(url).path.lstrip('/')}")
 
 
-def print_report(args, rec: dict, results: list[dict], load_s: float, loaded: int) -> None:  # type: ignore[no-untyped-def]
+def print_report(args, recs: list[dict], results: list[dict], load_s: float, loaded: int) -> None:  # type: ignore[no-untyped-def]
     print()
     print(f"== billing run benchmark: {args.tenants} tenants, {loaded:,} ledger rows ==")
     print(f"set-up: COPY of {loaded:,} ledger rows in {load_s:.0f} s (not part of the figures)")
     print()
-    print("1. do_record_segments (rate + idempotency check + insert, batches of 1,000)")
-    print(f"   segments                       {rec['segments']:>12,}")
-    print(f"   recorded                       {rec['record_per_s']:>12,.0f} segments/s")
-    print(f"   re-run (all already recorded)  {rec['rerun_per_s']:>12,.0f} segments/s")
-    print(f"   queries per 1,000 batch        {rec['queries_per_batch']:>12.1f}")
-    print(f"   baseline: core rate_segment    {rec['core_per_s']:>12,.0f} segments/s")
+    print("1. do_record_segments (validate + rate + idempotency check + insert)")
+    print(f"   {'':34}" + "".join(f"{r['writer']:>16}" for r in recs))
+
+    def rec_row(label: str, fn, fmt: str) -> None:  # type: ignore[no-untyped-def]
+        print(f"   {label:34}" + "".join(format(fn(r), fmt).rjust(16) for r in recs))
+
+    rec_row("", lambda r: "(before)" if r["writer"] == "orm" else "(after)", "")
+    rec_row("batch size", lambda r: r["batch"], ",")
+    rec_row("segments", lambda r: r["segments"], ",")
+    rec_row("recorded (segments/s)", lambda r: r["record_per_s"], ",.0f")
+    rec_row("re-run, all recorded (segments/s)", lambda r: r["rerun_per_s"], ",.0f")
+    rec_row("queries per batch", lambda r: r["queries_per_batch"], ".1f")
+    rec_row("baseline: core rate_segment (/s)", lambda r: r["core_per_s"], ",.0f")
+    if len(recs) == 2:
+        print(
+            f"   copy vs orm: x{recs[1]['record_per_s'] / recs[0]['record_per_s']:.1f} recording, "
+            f"x{recs[1]['rerun_per_s'] / recs[0]['rerun_per_s']:.1f} re-run"
+        )
     print()
     print("2. do_run_period (draft invoice for every tenant)")
     header = f"   {'':34}" + "".join(f"{r['ledger_rows']:>14,}" for r in results)

@@ -55,24 +55,26 @@ def test_each_segment_is_written_once_and_the_version_locks(cast, alpha_plan):  
     assert LedgerEntry.objects.filter(tenant=cast.a).count() == 15
 
 
-def test_a_crash_half_way_resumes_without_duplicates(cast, alpha_plan, monkeypatch):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("writer", ["copy", "orm"])
+def test_a_crash_half_way_resumes_without_duplicates(cast, alpha_plan, monkeypatch, writer):  # type: ignore[no-untyped-def]
     segs = calls(4)  # 20 segments, batches of 6
-    real = LedgerEntry.objects.bulk_create
+    name = f"_write_batch_{writer}"
+    real = getattr(actions, name)
     batches = []
 
-    def crash_on_third(entries, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def crash_in_third(*args):  # type: ignore[no-untyped-def]
+        real(*args)  # written, then killed before commit
         if len(batches) == 2:
             raise RuntimeError("worker killed")
-        batches.append(len(entries))
-        return real(entries, *args, **kwargs)
+        batches.append(args)
 
-    monkeypatch.setattr(LedgerEntry.objects, "bulk_create", crash_on_third)
+    monkeypatch.setattr(actions, name, crash_in_third)
     with pytest.raises(RuntimeError, match="worker killed"):
-        actions.do_record_segments(cast.a, segs, batch_size=6)
+        actions.do_record_segments(cast.a, segs, batch_size=6, writer=writer)
     assert LedgerEntry.objects.filter(tenant=cast.a).count() == 12  # two committed batches
-    monkeypatch.setattr(LedgerEntry.objects, "bulk_create", real)
+    monkeypatch.setattr(actions, name, real)
 
-    result = actions.do_record_segments(cast.a, segs, batch_size=6)
+    result = actions.do_record_segments(cast.a, segs, batch_size=6, writer=writer)
     assert (result.written, result.already_recorded) == (8, 12)
     keys = list(LedgerEntry.objects.values_list("leg_uuid", "kind", "start_ms"))
     assert len(keys) == len(set(keys)) == 20

@@ -101,3 +101,104 @@ def test_recording_in_any_batches_any_number_of_times_equals_rating_once(  # typ
             raise _Rollback
     except _Rollback:
         pass
+
+
+LEDGER_FIELDS = [
+    "plan_version_id",
+    "entry_type",
+    "call_id",
+    "leg_uuid",
+    "kind",
+    "origin",
+    "start_ms",
+    "end_ms",
+    "answered",
+    "hangup_cause",
+    "agent",
+    "queue",
+    "disposition",
+    "billable_seconds",
+    "amount",
+    "currency",
+    "period_start",
+    "late",
+    "long_segment",
+]
+# Text that COPY's text format must escape, and some that it must not mangle.
+awkward_text = st.lists(
+    st.sampled_from(list("ab\t\\\n\r ,;\"'=+-@") + ["ї", "€", "\\N", "\x7f", "\\."]),
+    max_size=8,
+).map("".join)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    args=st.lists(
+        st.tuples(segment_args, awkward_text, awkward_text, awkward_text), min_size=1, max_size=20
+    ),
+    batch_size=st.integers(1, 7),
+    march_closed=st.booleans(),
+    rerun_every=st.integers(1, 4),
+)
+def test_the_copy_writer_books_exactly_what_the_orm_writer_books(  # type: ignore[no-untyped-def]
+    alpha, args, batch_size, march_closed, rerun_every
+):
+    from billing.models import Invoice
+
+    segs = [
+        Segment(
+            "alpha",
+            f"call-{i}-{call_text}",
+            f"leg-{i}",
+            kind,
+            origin,
+            start,
+            start + length,
+            answered=answered,
+            hangup_cause=cause,
+            agent=agent or None,
+            queue=queue or None,
+        )
+        for i, ((kind, origin, start, length, answered, cause), call_text, agent, queue) in (
+            enumerate(args)
+        )
+    ]
+    booked = {}
+    for writer in ("orm", "copy"):
+        try:
+            with transaction.atomic():
+                if march_closed:
+                    Invoice.objects.create(
+                        tenant=alpha,
+                        series="T",
+                        year=2026,
+                        number=1,
+                        status="finalized",
+                        period_start=MARCH,
+                        period_end=date(2026, 4, 1),
+                        currency="UAH",
+                        language="uk",
+                    )
+                first = actions.do_record_segments(
+                    alpha, segs[::rerun_every], batch_size=batch_size, writer=writer
+                )
+                again = actions.do_record_segments(
+                    alpha, segs, batch_size=batch_size, writer=writer
+                )
+                rows = sorted(
+                    LedgerEntry.objects.filter(tenant=alpha).values_list(*LEDGER_FIELDS),
+                    key=lambda r: (r[3], r[4], r[6]),
+                )
+                booked[writer] = (rows, first, again)
+                raise _Rollback
+        except _Rollback:
+            pass
+    assert booked["copy"] == booked["orm"]
+    rows, first, again = booked["copy"]
+    assert len(rows) == len(segs) == first.written + again.written
+    assert again.already_recorded == first.written
+    assert {r[17] for r in rows} == {march_closed}  # late: booked into April when March closed
