@@ -156,6 +156,7 @@ def do_record_call(tenant: Client, call_dict: Mapping[str, Any], meter: CallMete
     spans = meter.spans()
     with schema_context(tenant.schema_name), transaction.atomic():
         call = Call.objects.select_for_update().filter(call_id=meter.call_id).first()
+        created = call is None
         if call is None:
             values.setdefault("started_ms", meter.answer_ms or meter.hangup_ms)
             call = Call.objects.create(call_id=meter.call_id, **values)
@@ -168,43 +169,62 @@ def do_record_call(tenant: Client, call_dict: Mapping[str, Any], meter: CallMete
             return call
         else:
             for name, value in values.items():
-                setattr(call, name, value)
-            call.save()
+                setattr(call, name, value)  # saved below, with the reconcile status
 
-        foreign = (
-            Leg.objects.filter(uuid__in=[leg.uuid for leg in legs])
-            .exclude(call=call)
-            .values_list("uuid", "call__call_id")
-            .first()
-        )
-        if foreign:
+        uuids = [leg.uuid for leg in legs]
+        known = list(Leg.objects.filter(Q(uuid__in=uuids) | Q(call=call)))
+        foreign = next((leg for leg in known if leg.call_id != call.pk), None)
+        if foreign is not None:
             raise CallRecordError(
-                f"call {call.call_id}: leg {foreign[0]} already belongs to call {foreign[1]}"
+                f"call {call.call_id}: leg {foreign.uuid} already belongs to call "
+                f"{Call.objects.filter(pk=foreign.call_id).values_list('call_id', flat=True).first()}"
             )
-        existing_legs = {leg.uuid: leg for leg in Leg.objects.filter(call=call)}
+        existing_legs = {leg.uuid: leg for leg in known}
+        new_legs, changed_legs = [], []
         for spec in legs:
-            row = existing_legs.get(spec.uuid) or Leg(uuid=spec.uuid, call=call)
-            row.role, row.node = spec.role, meter.node[:64]
-            row.answered_ms, row.ended_ms = spec.answered_ms, spec.ended_ms
-            row.agent, row.target = spec.agent[:64], spec.target[:128]
-            row.save()
+            values_now = {
+                "role": spec.role,
+                "node": meter.node[:64],
+                "answered_ms": spec.answered_ms,
+                "ended_ms": spec.ended_ms,
+                "agent": spec.agent[:64],
+                "target": spec.target[:128],
+            }
+            row = existing_legs.get(spec.uuid)
+            if row is None:
+                new_legs.append(Leg(uuid=spec.uuid, call=call, **values_now))
+            elif any(getattr(row, k) != v for k, v in values_now.items()):
+                for k, v in values_now.items():
+                    setattr(row, k, v)
+                changed_legs.append(row)
+        Leg.objects.bulk_create(new_legs)
+        Leg.objects.bulk_update(
+            changed_legs, ["role", "node", "answered_ms", "ended_ms", "agent", "target"]
+        )
 
         wanted = {(_uuid(s.leg_uuid, "segment leg"), s.kind, s.start_ms): s for s in spans}
-        changed = False
-        for row in Segment.objects.filter(call=call):
+        gone, changed_rows = [], []
+        for row in [] if created else Segment.objects.filter(call=call):
             span = wanted.pop((row.leg_uuid, row.kind, row.start_ms), None)
             if span is None:
-                row.delete()
-                changed = True
+                gone.append(row.pk)
                 continue
-            new = (span.end_ms, span.agent or "", span.queue or "", span.target or "")
-            if (row.end_ms, row.agent, row.queue, row.target) != new or (
-                row.end_reason != span.end_reason or row.origin != meter.origin
-            ):
-                row.end_ms, row.agent, row.queue, row.target = new
-                row.end_reason, row.origin = span.end_reason[:64], meter.origin
-                row.save()
-                changed = True
+            new = (
+                span.end_ms,
+                (span.agent or "")[:64],
+                (span.queue or "")[:64],
+                (span.target or "")[:128],
+                span.end_reason[:64],
+                meter.origin,
+            )
+            if (row.end_ms, row.agent, row.queue, row.target, row.end_reason, row.origin) != new:
+                row.end_ms, row.agent, row.queue, row.target, row.end_reason, row.origin = new
+                changed_rows.append(row)
+        if gone:
+            Segment.objects.filter(pk__in=gone).delete()
+        Segment.objects.bulk_update(
+            changed_rows, ["end_ms", "agent", "queue", "target", "end_reason", "origin"]
+        )
         Segment.objects.bulk_create(
             Segment(
                 call=call,
@@ -220,10 +240,11 @@ def do_record_call(tenant: Client, call_dict: Mapping[str, Any], meter: CallMete
             )
             for (leg, kind, start), s in wanted.items()
         )
-        if changed or wanted or call.reconcile_status == Call.Reconcile.MISMATCH:
-            call.reconcile_status = Call.Reconcile.WAITING
-            call.reconcile_messages = []
-            call.save(update_fields=["reconcile_status", "reconcile_messages", "updated_at"])
+        if not created:
+            if gone or changed_rows or wanted or call.reconcile_status == Call.Reconcile.MISMATCH:
+                call.reconcile_status = Call.Reconcile.WAITING
+                call.reconcile_messages = []
+            call.save()
     return call
 
 

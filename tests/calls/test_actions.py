@@ -190,6 +190,32 @@ def test_recording_again_after_a_restart_updates_and_never_duplicates(cast, alph
         assert Segment.objects.count() == 5 and Call.objects.get().rated
 
 
+def test_recording_a_different_meter_replaces_the_segments_and_reopens_a_mismatch(cast, alpha_plan):  # type: ignore[no-untyped-def]
+    def meter(queue_at: int) -> CallMeter:
+        m = CallMeter("alpha", "call-1", A, "direct", "fs-1")
+        m.answered(T0)
+        m.enter_queue(T0 + queue_at, "support")
+        m.hangup(T0 + 60_000, "NORMAL_CLEARING")
+        return m
+
+    def rows() -> list[tuple[str, int, int]]:
+        with schema_context("alpha"):
+            return [
+                (r.kind, r.start_ms - T0, r.end_ms - T0)
+                for r in Segment.objects.order_by("start_ms")
+            ]
+
+    actions.do_record_call(cast.a, INFO, meter(25_400))
+    post_cdr("alpha", A, T0, T0 + 65_000)  # 5 s more than metered
+    assert actions.do_reconcile(cast.a, grace_s=0).mismatch == 1
+    actions.do_record_call(cast.a, INFO, meter(30_000))
+    assert rows() == [("ivr", 0, 30_000), ("queue", 30_000, 60_000)]
+    with schema_context("alpha"):
+        call = Call.objects.get()
+        assert (call.reconcile_status, call.reconcile_messages) == ("waiting", [])
+    assert actions.do_reconcile(cast.a, grace_s=0).mismatch == 1  # still off by 5 s
+
+
 def test_a_crash_between_the_ledger_and_the_mark_never_bills_twice(cast, alpha_plan, monkeypatch):  # type: ignore[no-untyped-def]
     actions.do_record_call(cast.a, INFO, worked_example())
     post_worked_example_cdrs()
