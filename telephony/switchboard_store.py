@@ -33,6 +33,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django_tenants.utils import schema_context
+from procrastinate.exceptions import AlreadyEnqueued
 
 from telephony.callflow.directory import Directory, LookupWebhook
 from telephony.callflow.meter import CallMeter
@@ -100,7 +101,12 @@ def queue_reconcile(schema: str) -> None:
     tenant = _tenant(schema)
     if tenant is not None:
         try:
-            reconcile_tenant.defer(tenant=tenant.schema_name)  # type: ignore[attr-defined]
+            # One pending reconciliation per tenant is enough: it takes every call waiting.
+            reconcile_tenant.configure(queueing_lock=f"reconcile-{tenant.schema_name}").defer(  # type: ignore[attr-defined]
+                tenant_schema=tenant.schema_name
+            )
+        except AlreadyEnqueued:
+            pass
         except Exception:  # noqa: BLE001  # the periodic sweep catches up
             log.warning("could not queue reconciliation for %s", schema, exc_info=True)
 

@@ -19,6 +19,7 @@ Only loopback URLs are accepted.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from dataclasses import dataclass, field
@@ -166,8 +167,13 @@ class CdrPoster:
         parts = urlsplit(self.url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         path = (parts.path or "/") + f"?uuid={uuid}"
+        # mod_json_cdr's ``cred`` (user:password) is sent as HTTP basic auth.
+        cred = ""
+        if parts.username is not None:
+            token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
+            cred = f"Authorization: Basic {token}\r\n"
         head = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: freeswitch-json/1.0\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{cred}User-Agent: freeswitch-json/1.0\r\n"
             f"Accept: */*\r\nContent-Length: {len(body)}\r\n"
             "Content-Type: application/x-www-form-urlencoded\r\n\r\n"
         )

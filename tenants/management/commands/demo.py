@@ -21,6 +21,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
         parser.add_argument("--no-serve", action="store_true", help="migrate and seed only")
+        parser.add_argument("--no-traffic", action="store_true", help="no simulated switch/calls")
+        parser.add_argument(
+            "--calls-per-hour", type=float, default=90.0, help="simulated calls per client and hour"
+        )
 
     def handle(self, *args, **opts) -> None:  # type: ignore[no-untyped-def]
         port = opts["port"]
@@ -51,6 +55,8 @@ class Command(BaseCommand):
             ),
             subprocess.Popen([sys.executable, "manage.py", "procrastinate", "worker"], env=env),  # noqa: S603
         ]
+        if not opts["no_traffic"]:
+            children += self._traffic(env, opts["calls_per_hour"])
         self.stdout.write(
             self.style.SUCCESS(f"Serving on http://localhost:{port}/ — Ctrl-C stops everything.")
         )
@@ -79,6 +85,44 @@ class Command(BaseCommand):
 
                 EmbeddedPostgres(settings.EMBEDDED_DATA_DIR).stop()
                 self.stdout.write("Embedded PostgreSQL stopped.")
+
+    def _traffic(self, env: dict[str, str], calls_per_hour: float) -> list[subprocess.Popen[bytes]]:
+        """A simulated FreeSWITCH node with callers and agent phones, and the switchboard
+        that runs its calls (so the wallboard and the portals move)."""
+        from telephony.actions import do_create_node, do_rotate_cdr_secret
+        from telephony.models import Number, SwitchNode
+
+        esl, outbound = "18021", "18084"
+        node = SwitchNode.objects.filter(name="sim1").first()
+        if node is None:
+            secret = do_create_node(
+                name="sim1", esl_host="127.0.0.1", esl_port=int(esl), esl_password="ClueCon",
+                actor=None, description="Simulated FreeSWITCH node of the demo",
+            ).cdr_secret  # fmt: skip
+        else:
+            secret = do_rotate_cdr_secret(node, actor=None)
+        port = env["SITE_PORT"]
+        dids = [
+            f"{n.did}:{n.tenant.schema_name}"
+            for n in Number.objects.filter(origin="direct").select_related("tenant")
+        ]
+        sim = [sys.executable, "-m", "telephony.simulator", "--esl-port", esl, "--outbound",
+               f"127.0.0.1:{outbound}", "--agents", "1001-1010", "--calls-per-hour",
+               str(calls_per_hour), "--duration", "86400", "--seed", "7", "--hostname", "sim1",
+               "--cdr-url", f"http://sim1:{secret}@127.0.0.1:{port}/telephony/cdr/",
+               "--cdr-err-dir", "var/sim-cdr-errors"]  # fmt: skip
+        for did in dids:
+            sim += ["--did", did]
+        switchboard = [sys.executable, "manage.py", "switchboard", "--node",
+                       f"sim1=127.0.0.1:{esl}:ClueCon", "--outbound", f"127.0.0.1:{outbound}"]  # fmt: skip
+        self.stdout.write(
+            f"Simulated switch on 127.0.0.1:{esl} with {len(dids)} numbers and agent phones "
+            f"1001-1010; switchboard on 127.0.0.1:{outbound}; wallboard at /wallboard/."
+        )
+        return [
+            subprocess.Popen(switchboard, env=env),  # noqa: S603
+            subprocess.Popen(sim, env=env),  # noqa: S603
+        ]
 
     def _print_logins(self, logins: list[tuple[str, str, str]]) -> None:
         self.stdout.write("")
