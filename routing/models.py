@@ -119,6 +119,8 @@ class Queue(models.Model):
             raise ValidationError({"estimator": _("Unknown estimator.")})
         config = built(self.to_config, QUEUE_HINTS)
         for rule in config.overflow:
+            if rule.until is not None and not isinstance(rule.until, int | float):
+                raise ValidationError({"overflow": _("'until' is a number of seconds.")})
             kind, _sep, target = rule.target.partition(":")
             if kind != "queue":
                 continue

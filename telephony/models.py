@@ -385,6 +385,16 @@ class CallPolicy(models.Model):
                 default="holidays",
             )
         )
+        for rule in self.escalation or ():
+            if not isinstance(rule, dict):
+                continue
+            if rule.get("vip") not in (None, True, False) or not isinstance(
+                rule.get("topics", []), list
+            ):
+                errors.setdefault("escalation", []).append(
+                    _('"vip" is true, false or null; "topics" a list of names.')
+                )
+                break
         collect(
             lambda: built(
                 lambda: self.tenant_config(),

@@ -190,10 +190,12 @@ def load_directory(now: datetime | None = None) -> Directory:
     for row in queue_rows:
         by_tenant[row.tenant_id].add(row.queue_id)
     queues: dict[str, QueueConfig] = {}
+    usable: dict[int, set[str]] = defaultdict(set)  # queues that made it into the directory
     for row in queue_rows:
         config = _queue_config(row, by_tenant[row.tenant_id])
         if config is not None:
             queues[config.queue_id] = config
+            usable[row.tenant_id].add(config.queue_id)
 
     tenants: dict[str, TenantCallPlan] = {}
     routing: dict[str, TenantConfig] = {}
@@ -205,7 +207,7 @@ def load_directory(now: datetime | None = None) -> Directory:
         except ValueError as exc:
             log.warning("client %s: menus ignored: %s", client.schema_name, exc)
             plan = _plan(client, policy, {}, "")
-        own = by_tenant[client.pk]
+        own = usable[client.pk]
         missing = _menu_queues(plan) - own
         if missing:
             log.warning(
@@ -231,7 +233,7 @@ def load_directory(now: datetime | None = None) -> Directory:
                 "number %s: entry menu %s is not a menu of %s", number.did, entry_menu, schema
             )
             entry_menu = ""
-        if queue and queue not in by_tenant[number.tenant_id]:
+        if queue and queue not in usable[number.tenant_id]:
             log.warning("number %s: queue %s is not a queue of %s", number.did, queue, schema)
             queue = ""
         try:

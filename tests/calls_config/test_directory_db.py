@@ -212,3 +212,15 @@ def test_demo_calls_give_a_valid_directory_and_are_idempotent(cast):  # type: ig
         assert any(r.tenant_id == schema for r in directory.numbers.values())
         certified = [s for s in directory.agents.values() if schema in s.profile.certs]
         assert certified
+
+
+def test_a_skipped_queue_takes_the_menus_naming_it_along(calls, cast):  # type: ignore[no-untyped-def]
+    from routing.models import Queue
+
+    # A row broken past validation (the engine refuses offer_timeout_s = 0).
+    Queue.objects.filter(queue_id="alpha-sales").update(offer_timeout_s=0)
+    directory = load_directory()
+    assert "alpha-sales" not in directory.queues
+    plan = directory.tenants["alpha"]
+    assert plan.menus == {} and plan.default_queue == ""
+    assert directory.tenants["beta"].entry_menu == "beta-main"

@@ -149,6 +149,12 @@ def test_queue_edit_reuses_the_engine_rules(calls, cast):  # type: ignore[no-unt
         ),
         ({"overflow": '[{"kind": "sometimes", "threshold": 1, "target": "callback"}]'}, "overflow"),
         ({"strategy": "random"}, "strategy"),
+        (
+            {
+                "overflow": '[{"kind": "time_of_day", "threshold": 1, "until": "x", "target": "callback"}]'
+            },
+            "overflow",
+        ),
         ({"queue_id": "Alpha New"}, "queue_id"),
     ):
         response = browser.post("/calls/queues/new/", {**base, **change})
@@ -254,6 +260,8 @@ def test_call_policy_edit(calls, cast):  # type: ignore[no-untyped-def]
         ({"recording_sample": "1.5"}, "recording_sample"),
         ({"escalation": '[{"vip": true}]'}, "escalation"),
         ({"voicemail_digit": "x"}, "voicemail_digit"),
+        ({"escalation": '[{"target": "x", "vip": "yes"}]'}, "escalation"),
+        ({"escalation": '[{"target": "x", "hours": ["a", "b"]}]'}, "escalation"),
         ({"lookup_secret": ""}, "lookup_secret"),
     ):
         response = browser.post(url, {**good, **change})
@@ -413,3 +421,11 @@ def test_a_company_never_sees_or_edits_another_companys_menus(calls, cast, in_sc
         assert intruder.post(url, {"weekly_hours": ""}).status_code == 404
     # Client users never reach the console's call configuration.
     assert site(PROVIDER_HOST, cast.a_admin).get("/calls/numbers/").status_code == 404
+
+
+def test_call_flow_pages_speak_the_company_language(calls, cast):  # type: ignore[no-untyped-def]
+    body = site(A_HOST, cast.a_admin).get("/calls/").content.decode()  # Alpha: Ukrainian
+    assert "Обробка дзвінків" in body
+    browser = site(PROVIDER_HOST, cast.provider_admin)
+    body = browser.get("/calls/agents/", HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "Операторы" in body and "1 клиент" in body
