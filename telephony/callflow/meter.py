@@ -746,8 +746,11 @@ def reconcile(
             )
             final.extend(leg_segs)
             continue
-        out[0] = dataclasses.replace(out[0], start_ms=cdr.answer_ms)
-        out[-1] = dataclasses.replace(out[-1], end_ms=cdr_end)
+        if len(out) == 1:  # both edges at once: a Segment never exists reversed
+            out[0] = dataclasses.replace(out[0], start_ms=cdr.answer_ms, end_ms=cdr_end)
+        else:
+            out[0] = dataclasses.replace(out[0], start_ms=cdr.answer_ms)
+            out[-1] = dataclasses.replace(out[-1], end_ms=cdr_end)
         if cdr.hangup_cause:
             out = [dataclasses.replace(s, hangup_cause=cdr.hangup_cause) for s in out]
         final.extend(out)
