@@ -52,7 +52,7 @@ Pure: no Django, no I/O, no clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
@@ -83,7 +83,7 @@ __all__ = ["DEFAULT_SL_THRESHOLD_S", "LiveBoard", "PROVIDER_STREAM", "service_le
 PROVIDER_STREAM = "provider"
 DEFAULT_SL_THRESHOLD_S = 20.0
 _COUNTERS = ("offered", "answered", "abandoned", "overflowed", "escalated", "answered_in_sl")
-_FIRST_EVENTS = (CallArrived, QueueUpdated, AgentUpdated, TenantUpdated)
+_FIRST_EVENTS = frozenset({CallArrived, QueueUpdated, AgentUpdated, TenantUpdated})
 WAITING, RINGING, CONNECTED = "waiting", "ringing", "connected"
 
 
@@ -143,7 +143,7 @@ class _Queue:
 class _Tenant:
     tenant_id: str
     queues: dict[str, None] = field(default_factory=dict)  # ordered set
-    agents: dict[str, int] = field(default_factory=dict)
+    agents: dict[str, int] = field(default_factory=dict)  # state -> members in it
     members: set[str] = field(default_factory=set)
 
 
@@ -157,6 +157,8 @@ class _Agent:
     call: str | None = None  # the call offered to or connected to it
     queues: set[str] = field(default_factory=set)
     tenants: set[str] = field(default_factory=set)
+    # The by-state counts this agent is in: its queues', its tenants' and the overall one.
+    counters: list[dict[str, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -235,12 +237,17 @@ class LiveBoard:
         """Apply one engine event and the decisions ``engine.handle(event)`` returned for it.
 
         The switchboard calls this after every ``engine.handle`` (ticks included)."""
-        if isinstance(event, _FIRST_EVENTS):
-            self.apply_event(event)
-            self.apply_decisions(decisions, event.at)
+        t = self._time(event.at)
+        cls = type(event)
+        handler = _EVENT_HANDLERS.get(cls)
+        if cls in _FIRST_EVENTS:
+            if handler is not None:
+                handler(self, event, t)
+            self._decisions(decisions, t)
         else:
-            self.apply_decisions(decisions, event.at)
-            self.apply_event(event)
+            self._decisions(decisions, t)
+            if handler is not None:
+                handler(self, event, t)
 
     def apply_event(self, event: Event) -> None:
         """Apply what an engine event alone tells the board (arrivals, abandonments, config).
@@ -248,36 +255,21 @@ class LiveBoard:
         Agent events (login, break, ...) and answers change nothing here: the decisions tell
         what the engine made of them. Prefer :meth:`apply`, which orders the two halves."""
         t = self._time(event.at)
-        if isinstance(event, CallArrived):
-            self._on_arrived(event, t)
-        elif isinstance(event, CallAbandoned | CallEnded):
-            self._on_caller_gone(event.call_id)
-        elif isinstance(event, QueueUpdated):
-            self._set_queue(event.queue)
-        elif isinstance(event, AgentUpdated):
-            self._set_agent(event.agent, t)
-        elif isinstance(event, TenantUpdated):
-            self._tenant(event.tenant.tenant_id)
+        handler = _EVENT_HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event, t)
 
     def apply_decisions(self, decisions: Iterable[Decision], at: float) -> None:
         """Apply the engine's decisions, all taken at switch time ``at`` (the event's time:
         decisions carry none; timers fired inside the same ``handle`` are at most that)."""
-        t = self._time(at)
+        self._decisions(decisions, self._time(at))
+
+    def _decisions(self, decisions: Iterable[Decision], t: float) -> None:
+        handlers = _DECISION_HANDLERS
         for d in decisions:
-            cls = type(d)
-            if cls is AgentStateChanged:
-                self._on_agent_state(d, t)  # type: ignore[arg-type]
-            elif cls is Offer:
-                self._on_offer(d)  # type: ignore[arg-type]
-            elif cls is CancelOffer:
-                self._on_cancel(d)  # type: ignore[arg-type]
-            elif cls is Overflow:
-                self._on_overflow(d, t)  # type: ignore[arg-type]
-            elif cls is Escalate:
-                self._on_escalate(d)  # type: ignore[arg-type]
-            elif cls is Reject:
-                self._on_reject(d)  # type: ignore[arg-type]
-            # Announce, OfferCallback, Stall: nothing for the board.
+            handler = handlers.get(type(d))  # Announce, OfferCallback, Stall: none
+            if handler is not None:
+                handler(self, d, t)
 
     def set_sl_threshold(self, queue_id: str, seconds: float | None) -> None:
         """Per-queue service-level threshold (None: back to the board's default)."""
@@ -345,6 +337,13 @@ class LiveBoard:
         stream with a change (its ``seq`` one higher than its previous message), or None when
         nothing changed anywhere. ``now``: switch time, also rolls the day over."""
         now = self._time(now)
+        for aid in self._dirty_a:
+            a = self._agents[aid]
+            self._dirty_q.update(a.queues)
+            self._dirty_t.update(a.tenants)
+        self._dirty_t.update(self._queues[qid].tenant_id for qid in self._dirty_q)
+        if self._dirty_q or self._dirty_t or self._dirty_a:
+            self._dirty_totals = True
         changed_q: dict[str, dict[str, Any]] = {}
         changed_t: dict[str, dict[str, Any]] = {}
         changed_a: dict[str, dict[str, Any]] = {}
@@ -427,6 +426,9 @@ class LiveBoard:
     # =========================================================================================
 
     def _time(self, at: float) -> float:
+        if type(at) is float and self.now <= at < (self._day_end or -1.0):
+            self.now = at  # the common case: a float, later, same day
+            return at
         if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
             raise ValueError(f"switch time must be a finite number, got {at!r}")
         t = max(float(at), self.now)
@@ -464,6 +466,7 @@ class LiveBoard:
                 a.tenants.add(tid)
                 t.members.add(aid)
                 _bump(t.agents, a.state, 1)
+                self._recount(a)
         return t
 
     def _set_queue(self, config: QueueConfig) -> None:
@@ -510,6 +513,15 @@ class LiveBoard:
                 qids.update(tenant.queues)
         for qid in sorted(qids):
             self._update_membership(a, self._queues[qid])
+        self._recount(a)
+
+    def _recount(self, a: _Agent) -> None:
+        """Which by-state counts the agent is in (after its memberships changed)."""
+        a.counters = [
+            *(self._queues[qid].agents for qid in sorted(a.queues)),
+            *(self._tenants[tid].agents for tid in sorted(a.tenants)),
+            self._agent_counts,
+        ]
 
     def _update_membership(self, a: _Agent, q: _Queue) -> None:
         member = a.profile is not None and _is_member(a.profile, q.config)
@@ -530,6 +542,7 @@ class LiveBoard:
         if a is None:
             a = self._agents[aid] = _Agent(aid, since=t)
             _bump(self._agent_counts, a.state, 1)
+            a.counters = [self._agent_counts]
             self._dirty_a.add(aid)
             self._dirty_totals = True
         return a
@@ -539,9 +552,8 @@ class LiveBoard:
     # =========================================================================================
 
     def _touch_queue(self, qid: str) -> None:
+        """The queue's record changed (its tenant's and the totals follow at delta time)."""
         self._dirty_q.add(qid)
-        self._dirty_t.add(self._queues[qid].tenant_id)
-        self._dirty_totals = True
 
     def _touch_tenant(self, tid: str) -> None:
         self._dirty_t.add(tid)
@@ -569,8 +581,8 @@ class LiveBoard:
             if a is not None and a.call == c.call_id:
                 a.call = None
 
-    def _on_caller_gone(self, call_id: str) -> None:
-        c = self._calls.get(call_id)
+    def _on_caller_gone(self, ev: CallAbandoned | CallEnded, t: float) -> None:
+        c = self._calls.get(ev.call_id)
         if c is None:
             return  # ended already (decisions said so) or never known
         if c.state != CONNECTED:
@@ -578,52 +590,52 @@ class LiveBoard:
         self._forget(c)
 
     def _on_agent_state(self, d: AgentStateChanged, t: float) -> None:
-        a = self._agent(d.agent_id, t)
-        old = a.state
-        if d.state == "on_call" and old != "on_call":
-            c = self._calls.get(a.call or "")
-            if c is not None and c.state != CONNECTED:
-                q = self._leave_queue(c)
-                q.answered += 1
-                if t - c.entered_at <= self.sl_threshold(q.queue_id) + 1e-9:
-                    q.answered_in_sl += 1
-                c.state = CONNECTED
-                c.offers = {a.agent_id}
-        elif old == "on_call" and d.state != "on_call":
-            c = self._calls.get(a.call or "")
-            if c is not None and c.state == CONNECTED:
-                self._forget(c)  # talk is over (answered already counted)
-        if d.state not in ("offered", "on_call"):
-            a.call = None
-        if old != d.state:
-            _bump(self._agent_counts, old, -1)
-            _bump(self._agent_counts, d.state, 1)
-            for qid in a.queues:
-                q = self._queues[qid]
-                _bump(q.agents, old, -1)
-                _bump(q.agents, d.state, 1)
-                self._touch_queue(qid)
-            for tid in a.tenants:
-                tenant = self._tenants[tid]
-                _bump(tenant.agents, old, -1)
-                _bump(tenant.agents, d.state, 1)
-                self._touch_tenant(tid)
-            self._dirty_totals = True
-        if old != d.state or a.reason != d.reason:
+        # The hottest path (two in three decisions): the counts by state of the agent's queues,
+        # tenants and overall move by one; which records that makes dirty, delta() works out
+        # from _dirty_a (a delta counts each queue once, however often its agents changed).
+        a = self._agents.get(d.agent_id) or self._agent(d.agent_id, t)
+        old, new = a.state, d.state
+        if new == "on_call":
+            if old != "on_call":
+                c = self._calls.get(a.call or "")
+                if c is not None and c.state != CONNECTED:
+                    q = self._leave_queue(c)
+                    q.answered += 1
+                    if t - c.entered_at <= self._sl.get(q.queue_id, self.sl_threshold_s) + 1e-9:
+                        q.answered_in_sl += 1
+                    c.state = CONNECTED
+                    c.offers = {a.agent_id}
+        else:
+            if old == "on_call":
+                c = self._calls.get(a.call or "")
+                if c is not None and c.state == CONNECTED:
+                    self._forget(c)  # talk is over (answered already counted)
+            if new != "offered":
+                a.call = None
+        if old != new:
+            for counts in a.counters:
+                n = counts[old] - 1
+                if n:
+                    counts[old] = n
+                else:
+                    del counts[old]
+                counts[new] = counts.get(new, 0) + 1
             a.since = t
-        a.state = d.state
+        elif a.reason != d.reason:
+            a.since = t
+        a.state = new
         a.reason = d.reason
         self._dirty_a.add(a.agent_id)
 
-    def _on_offer(self, d: Offer) -> None:
+    def _on_offer(self, d: Offer, t: float) -> None:
         c = self._calls.get(d.call_id)
         if c is None:
             return
         c.state = RINGING
         c.offers.add(d.agent_id)
-        self._agent(d.agent_id, self.now).call = d.call_id
+        self._agent(d.agent_id, t).call = d.call_id
 
-    def _on_cancel(self, d: CancelOffer) -> None:
+    def _on_cancel(self, d: CancelOffer, t: float) -> None:
         a = self._agents.get(d.agent_id)
         if a is not None and a.call == d.call_id:
             a.call = None
@@ -651,7 +663,7 @@ class LiveBoard:
         target.offered += 1
         self._touch_queue(target.queue_id)
 
-    def _on_escalate(self, d: Escalate) -> None:
+    def _on_escalate(self, d: Escalate, t: float) -> None:
         c = self._calls.get(d.call_id)
         if c is None:
             return
@@ -659,7 +671,7 @@ class LiveBoard:
         q.escalated += 1
         self._forget(c)
 
-    def _on_reject(self, d: Reject) -> None:
+    def _on_reject(self, d: Reject, t: float) -> None:
         c = self._calls.get(d.call_id)
         if c is None:
             return
@@ -705,25 +717,34 @@ class LiveBoard:
         }
 
     def _sum_queues(self, qids: Iterable[str], now: float) -> dict[str, Any]:
-        sums = dict.fromkeys(_COUNTERS, 0)
-        waiting = 0
-        oldest: float | None = None
+        offered = answered = abandoned = overflowed = escalated = in_sl = waiting = 0
+        oldest = math.inf
+        queues = self._queues
         for qid in qids:
-            q = self._queues[qid]
-            for name in _COUNTERS:
-                sums[name] += getattr(q, name)
-            waiting += len(q.waiting)
-            first = next(iter(q.waiting.values()), None)
-            if first is not None and (oldest is None or first < oldest):
-                oldest = first
+            q = queues[qid]
+            offered += q.offered
+            answered += q.answered
+            abandoned += q.abandoned
+            overflowed += q.overflowed
+            escalated += q.escalated
+            in_sl += q.answered_in_sl
+            if q.waiting:
+                waiting += len(q.waiting)
+                first = next(iter(q.waiting.values()))
+                if first < oldest:
+                    oldest = first
+        since = None if oldest == math.inf else oldest
         return {
             "waiting": waiting,
-            "oldest_since": _t(oldest),
-            "longest_wait_s": _wait(oldest, now),
-            **sums,
-            "service_level": service_level(
-                sums["answered_in_sl"], sums["answered"], sums["abandoned"]
-            ),
+            "oldest_since": _t(since),
+            "longest_wait_s": _wait(since, now),
+            "offered": offered,
+            "answered": answered,
+            "abandoned": abandoned,
+            "overflowed": overflowed,
+            "escalated": escalated,
+            "answered_in_sl": in_sl,
+            "service_level": service_level(in_sl, answered, abandoned),
         }
 
     def _tenant_record(self, tid: str, now: float) -> dict[str, Any]:
@@ -763,6 +784,24 @@ class LiveBoard:
         }
 
 
+_EVENT_HANDLERS: dict[type[Event], Callable[[LiveBoard, Any, float], None]] = {
+    CallArrived: LiveBoard._on_arrived,
+    CallAbandoned: LiveBoard._on_caller_gone,
+    CallEnded: LiveBoard._on_caller_gone,
+    QueueUpdated: lambda board, ev, t: board._set_queue(ev.queue),
+    AgentUpdated: lambda board, ev, t: board._set_agent(ev.agent, t),
+    TenantUpdated: lambda board, ev, t: board._tenant(ev.tenant.tenant_id),
+}
+_DECISION_HANDLERS: dict[type[Decision], Callable[[LiveBoard, Any, float], None]] = {
+    AgentStateChanged: LiveBoard._on_agent_state,
+    Offer: LiveBoard._on_offer,
+    CancelOffer: LiveBoard._on_cancel,
+    Overflow: LiveBoard._on_overflow,
+    Escalate: LiveBoard._on_escalate,
+    Reject: LiveBoard._on_reject,
+}
+
+
 def _wait(oldest: float | None, now: float) -> float:
     return 0.0 if oldest is None else round(max(0.0, now - oldest), 1)
 
@@ -771,7 +810,13 @@ def _differs(rec: dict[str, Any], sent: dict[str, Any] | None) -> bool:
     """Has a record changed? ``longest_wait_s`` alone follows from ``oldest_since`` and now."""
     if sent is None:
         return True
-    return any(v != sent.get(k) for k, v in rec.items() if k != "longest_wait_s")
+    wait = rec.get("longest_wait_s")
+    if wait is None:
+        return rec != sent
+    rec["longest_wait_s"] = sent.get("longest_wait_s")  # compare the rest as one dict
+    same = rec == sent
+    rec["longest_wait_s"] = wait
+    return not same
 
 
 def _at(rec: dict[str, Any], now: float) -> dict[str, Any]:
