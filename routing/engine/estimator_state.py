@@ -33,36 +33,74 @@ _CLASSES: dict[str, type[Any]] = {
 }
 
 
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
 def _enc(value: Any) -> Any:
+    """Tagged encoding of one value. Dispatches on the exact type first (the snapshot of a
+    large router holds ~250,000 values, mostly floats in lists, deques and tuples) and falls
+    back to :func:`_enc_reference`'s isinstance chain for subclasses: the same output."""
+    tv = type(value)
+    if tv is float:
+        return value if value - value == 0.0 else {"f": repr(value)}  # inf - inf is nan
+    if tv in _SCALARS:
+        return value
+    if tv is list:
+        return _enc_items(value)
+    if tv is tuple:
+        return {"t": _enc_items(value)}
+    if tv is deque:
+        return {"q": _enc_items(value), "m": value.maxlen}
+    if tv is dict:
+        return {"d": [[_enc(k), _enc(v)] for k, v in value.items()]}
+    name = tv.__name__
+    if _CLASSES.get(name) is tv:
+        return {"o": name, "a": {k: _enc(v) for k, v in vars(value).items()}}
+    return _enc_reference(value)
+
+
+def _enc_items(values: Any) -> list[Any]:
+    # Finite floats and plain scalars are their own encoding: no call for them.
+    return [
+        v if (type(v) is float and v - v == 0.0) or type(v) in _SCALARS else _enc(v) for v in values
+    ]
+
+
+def _enc_reference(value: Any) -> Any:
+    """The plain recursive walker: the specification :func:`_enc` is tested against."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {"f": repr(value)}
     if isinstance(value, list):
-        return [_enc(v) for v in value]
+        return [_enc_reference(v) for v in value]
     if isinstance(value, tuple):
-        return {"t": [_enc(v) for v in value]}
+        return {"t": [_enc_reference(v) for v in value]}
     if isinstance(value, deque):
-        return {"q": [_enc(v) for v in value], "m": value.maxlen}
+        return {"q": [_enc_reference(v) for v in value], "m": value.maxlen}
     if isinstance(value, dict):
-        return {"d": [[_enc(k), _enc(v)] for k, v in value.items()]}
+        return {"d": [[_enc_reference(k), _enc_reference(v)] for k, v in value.items()]}
     name = type(value).__name__
     if _CLASSES.get(name) is type(value):
-        return {"o": name, "a": {k: _enc(v) for k, v in vars(value).items()}}
+        return {"o": name, "a": {k: _enc_reference(v) for k, v in vars(value).items()}}
     raise TypeError(f"cannot snapshot a {name}")
 
 
 def _dec(value: Any) -> Any:
-    if not isinstance(value, dict):
-        if isinstance(value, list):
-            return [_dec(v) for v in value]
+    tv = type(value)
+    if tv is list:
+        # Only dicts (tags) and lists need decoding; scalars are themselves.
+        return [v if type(v) not in _CONTAINERS else _dec(v) for v in value]
+    if tv is not dict:
         return value
     if "f" in value:
         return float(value["f"])
     if "t" in value:
-        return tuple(_dec(v) for v in value["t"])
+        return tuple([v if type(v) not in _CONTAINERS else _dec(v) for v in value["t"]])
     if "q" in value:
-        return deque((_dec(v) for v in value["q"]), maxlen=value["m"])
+        return deque(
+            [v if type(v) not in _CONTAINERS else _dec(v) for v in value["q"]], maxlen=value["m"]
+        )
     if "d" in value:
         return {_dec(k): _dec(v) for k, v in value["d"]}
     cls = _CLASSES.get(value.get("o", ""))
@@ -72,6 +110,9 @@ def _dec(value: Any) -> Any:
     for k, v in value["a"].items():
         setattr(obj, k, _dec(v))
     return obj
+
+
+_CONTAINERS = frozenset({list, dict})
 
 
 def dump_estimator(estimator: Estimator) -> dict[str, Any]:

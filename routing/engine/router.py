@@ -29,7 +29,10 @@ Contracts:
   nothing strands an agent: every state other than logged out, available and break has a timer
   or a call event that ends it, and break/logout asked for during a call apply after wrap-up.
 * ``snapshot()`` is JSON-able; ``Engine.restore(snapshot)`` followed by the events since gives
-  the same decisions and the same snapshot as an engine that never stopped.
+  the same decisions and the same snapshot as an engine that never stopped. The same data
+  serialised: ``snapshot_json()`` / ``restore_json()`` (compact JSON text) and the faster
+  ``snapshot_bytes()`` / ``restore_bytes()`` (pickle of that plain data, loaded by an unpickler
+  that refuses every class, so it can build nothing but dicts, lists, strings and numbers).
 
 Data structures (why it is fast): per queue and per skill tier a heap of ready agents keyed by
 the queue's strategy, per queue a heap of waiting calls by priority key and one by age, and one
@@ -40,11 +43,16 @@ agents or all calls per event.
 
 from __future__ import annotations
 
+import gc
 import heapq
+import io
+import json
 import logging
 import math
+import pickle
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
@@ -106,6 +114,25 @@ OUTCOMES = ("answered", "abandoned", "overflowed", "escalated")
 _FATIGUE_WINDOW_S = 3600.0
 _BREAK_HORIZON_S = 7200.0
 _SNAPSHOT_VERSION = 1
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector (if it runs) while building acyclic data in bulk."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: any global (class, function) is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"a snapshot names no classes; found {module}.{name}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1491,8 +1518,47 @@ class Engine:
         """The engine's complete state as JSON-able data (no NaN or Infinity).
 
         Heaps are written as their live entries in sorted order, so two engines in the same
-        state give equal snapshots whatever garbage their heaps carried.
+        state give equal snapshots whatever garbage their heaps carried. Built with the cyclic
+        garbage collector paused: the snapshot makes no reference cycles, and at provider scale
+        its ~1 million new containers otherwise trigger collections over the whole live heap
+        (2/3 of the time it took).
         """
+        with _gc_paused():
+            return self._snapshot()
+
+    def snapshot_json(self) -> str:
+        """``snapshot()`` as compact JSON text (``json.loads`` of it equals ``snapshot()``)."""
+        with _gc_paused():
+            return json.dumps(
+                self._snapshot(), separators=(",", ":"), allow_nan=False, check_circular=False
+            )
+
+    def snapshot_bytes(self) -> bytes:
+        """``snapshot()`` pickled (protocol 5): about half the size of the JSON and faster to
+        write and read. Holds only dicts, lists, strings, numbers, booleans and None."""
+        with _gc_paused():
+            return pickle.dumps(self._snapshot(), protocol=5)
+
+    @classmethod
+    def restore_json(cls, text: str | bytes) -> Self:
+        """``restore(json.loads(text))``, with the collector paused while it builds."""
+        with _gc_paused():
+            return cls._restore(json.loads(text))
+
+    @classmethod
+    def restore_bytes(cls, data: bytes) -> Self:
+        """An engine from ``snapshot_bytes()``; ``ValueError`` if ``data`` names any class
+        (the unpickler builds plain data only) or is not a snapshot."""
+        try:
+            with _gc_paused():
+                snap = _PlainUnpickler(io.BytesIO(data)).load()
+        except (pickle.UnpicklingError, EOFError) as exc:
+            raise ValueError(f"not an engine snapshot: {exc}") from None
+        if not isinstance(snap, dict):
+            raise ValueError("not an engine snapshot")
+        return cls.restore(snap)
+
+    def _snapshot(self) -> dict[str, Any]:
 
         def live_ready(qid: str) -> list[list[list[Any]]]:
             agents = self._agents
@@ -1543,6 +1609,11 @@ class Engine:
     @classmethod
     def restore(cls, snap: dict[str, Any]) -> Self:
         """An engine in the state ``snap`` describes; ``ValueError`` on a foreign version."""
+        with _gc_paused():
+            return cls._restore(snap)
+
+    @classmethod
+    def _restore(cls, snap: dict[str, Any]) -> Self:
         if snap.get("version") != _SNAPSHOT_VERSION:
             raise ValueError(f"unsupported snapshot version {snap.get('version')!r}")
         e = cls(EngineSettings(**snap["settings"]))

@@ -484,3 +484,27 @@ def test_engine_with_adaptive_queues_snapshots_exactly() -> None:
     tail = drive(original, events[70:])
     assert drive(restored, events[70:]) == tail
     assert norm(restored.snapshot()) == norm(original.snapshot())
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_fast_snapshot_encoding_equals_the_reference_walker(name: str) -> None:
+    from routing.engine import estimator_state
+
+    res = small_team(wrap_up_s=10.0, seed=6)
+    estimators: list[Estimator] = []
+
+    def factory() -> Estimator:
+        estimators.append(make_estimator(name))
+        return estimators[-1]
+
+    for i, _p in enumerate(replay(res.records[:1500], factory)):
+        if i == 700:  # mid-stream: calls queued, in service, ghosts, a fitted regression
+            break
+    est = estimators[0]
+    est.observer._exposure = math.inf  # a non-finite float must be tagged the same way
+    fast = estimator_state._enc(est)
+    assert json.dumps(fast, sort_keys=True) == json.dumps(
+        estimator_state._enc_reference(est), sort_keys=True
+    )
+    again = load_estimator(json.loads(json.dumps(fast, allow_nan=False)))
+    assert json.dumps(dump_estimator(again), sort_keys=True) == json.dumps(fast, sort_keys=True)
