@@ -176,12 +176,29 @@ def weekly_tuples(rows: Iterable[Iterable[Any]]) -> tuple[tuple[int, time, time]
 
 
 def format_weekly(rows: Iterable[Iterable[Any]]) -> str:
+    """The stored rows as ``parse_weekly`` reads them, consecutive equal days as a range."""
+
+    def clock(value: str, closing: bool) -> str:
+        t = time.fromisoformat(value)
+        return "24:00" if closing and t == time(23, 59, 59) else t.strftime("%H:%M")
+
+    spans: dict[int, list[str]] = {}
+    for day, start, end in sorted((int(d), s, e) for d, s, e in rows):
+        spans.setdefault(day, []).append(f"{clock(start, False)}-{clock(end, True)}")
     lines = []
-    for day, start, end in rows:
-        s = time.fromisoformat(start)
-        e = time.fromisoformat(end)
-        close = "24:00" if e == time(23, 59, 59) else e.strftime("%H:%M")
-        lines.append(f"{DAY_NAMES[int(day)]} {s:%H:%M}-{close}")
+    days = sorted(spans)
+    i = 0
+    while i < len(days):
+        j = i
+        while (
+            j + 1 < len(days)
+            and days[j + 1] == days[j] + 1
+            and spans[days[j + 1]] == spans[days[i]]
+        ):
+            j += 1
+        label = DAY_NAMES[days[i]] if i == j else f"{DAY_NAMES[days[i]]}-{DAY_NAMES[days[j]]}"
+        lines.append(f"{label} {', '.join(spans[days[i]])}")
+        i = j + 1
     return "\n".join(lines)
 
 

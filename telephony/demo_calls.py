@@ -35,7 +35,7 @@ DEMO_CALLS = [
         [("+77272110001", "direct")],
         [("support", "Support", [["internet", 1]])],
         "There is no outage at your address.",
-        "queue:{schema}-support",
+        "sofia/gateway/{schema}/+77272112233",
     ),
 ]
 AGENT_COUNT = 10

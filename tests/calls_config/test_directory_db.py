@@ -224,3 +224,16 @@ def test_a_skipped_queue_takes_the_menus_naming_it_along(calls, cast):  # type: 
     plan = directory.tenants["alpha"]
     assert plan.menus == {} and plan.default_queue == ""
     assert directory.tenants["beta"].entry_menu == "beta-main"
+
+
+def test_weekly_hours_text_round_trips():  # type: ignore[no-untyped-def]
+    from telephony.config_checks import format_weekly, parse_weekly
+
+    text = "Mon-Fri 09:00-13:00, 14:00-18:00\nSat 10:00-24:00"
+    rows = parse_weekly(text, "weekly_hours")
+    assert len(rows) == 11
+    assert format_weekly(rows) == text
+    assert parse_weekly(format_weekly(rows), "weekly_hours") == rows
+    assert format_weekly(parse_weekly("Mon 09:00-18:00\nWed 09:00-18:00", "f")) == (
+        "Mon 09:00-18:00\nWed 09:00-18:00"
+    )
