@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -491,26 +491,39 @@ def _finish_lost_calls(tenant: Client, grace_s: float, report: ReconcileReport) 
     """Close, from their CDRs, calls whose meter the switchboard never finished (it died or
     lost the node while the caller hung up) and that nobody touched for ``grace_s``."""
     cutoff = timezone.now() - timedelta(seconds=grace_s)
-    stale = Call.objects.filter(meter_complete=False, rated=False, updated_at__lte=cutoff)
-    for call in list(stale.order_by("id")):
-        legs = [leg.uuid for leg in call.legs.all() if leg.role != Leg.Role.AGENT]
-        cdrs = {str(c.leg_uuid): cdr_times(c) for c in RawCdr.objects.filter(leg_uuid__in=legs)}
-        if not cdrs:
-            continue
-        try:
-            meter = CallMeter.from_dict(call.meter_state)
-        except (MeterError, KeyError, TypeError) as exc:
-            report.errors.append(f"call {call.call_id}: stored meter state unusable: {exc}")
-            continue
-        if meter.finish_from_cdrs(cdrs):
-            do_record_call(tenant, {}, meter)
-            report.closed_from_cdr += 1
-            log.warning(
-                "call %s of %s closed from CDRs: %s",
-                call.call_id,
-                tenant.schema_name,
-                "; ".join(meter.closed_from_cdr),
+    metered_legs = Leg.objects.filter(call=OuterRef(OuterRef("pk"))).exclude(role=Leg.Role.AGENT)
+    stale = Call.objects.filter(
+        Exists(RawCdr.objects.filter(leg_uuid__in=metered_legs.values("uuid"))),
+        meter_complete=False,
+        rated=False,
+        updated_at__lte=cutoff,
+    )
+    for pk in list(stale.order_by("id").values_list("pk", flat=True)):
+        with transaction.atomic():
+            # Locked and checked again: a switchboard recording the call right now wins.
+            call = (
+                Call.objects.select_for_update()
+                .filter(pk=pk, meter_complete=False, updated_at__lte=cutoff)
+                .first()
             )
+            if call is None:
+                continue
+            legs = [leg.uuid for leg in call.legs.all() if leg.role != Leg.Role.AGENT]
+            cdrs = {str(c.leg_uuid): cdr_times(c) for c in RawCdr.objects.filter(leg_uuid__in=legs)}
+            try:
+                meter = CallMeter.from_dict(call.meter_state)
+            except (MeterError, KeyError, TypeError) as exc:
+                report.errors.append(f"call {call.call_id}: stored meter state unusable: {exc}")
+                continue
+            if meter.finish_from_cdrs(cdrs):
+                do_record_call(tenant, {}, meter)
+                report.closed_from_cdr += 1
+                log.warning(
+                    "call %s of %s closed from CDRs: %s",
+                    call.call_id,
+                    tenant.schema_name,
+                    "; ".join(meter.closed_from_cdr),
+                )
 
 
 def do_reconcile(
