@@ -185,6 +185,14 @@ class DbSink:
             self.recorded += 1
             await sync_to_async(queue_reconcile, thread_sensitive=False)(summary.tenant_id)
 
+    async def call_progress(self, summary: CallSummary) -> None:
+        """A call in progress (queue entry, bridge): stored with its meter so far, so a
+        successor can close it from its CDRs if this process dies."""
+        try:
+            await sync_to_async(record_call, thread_sensitive=False)(summary)
+        except Exception:  # noqa: BLE001  # progress is a safety net; the final record retries
+            log.warning("progress of call %s not stored", summary.call_id, exc_info=True)
+
     async def notice(self, kind: str, data: dict[str, Any]) -> None:
         level = logging.WARNING if kind in ("unknown_number", "stall") else logging.INFO
         log.log(level, "switchboard %s: %s", kind, json.dumps(data, default=str))

@@ -82,6 +82,9 @@ class CallSession:
         assert ch is not None  # the server only hands over connected calls
         self.channel = ch
         self.call_id = call.uuid
+        #: The call's id in the routing engine (changes when an agent transfers it to a queue).
+        self.engine_id = call.uuid
+        self.hops = 0
         v = ch.variables
         self.did = _e164(v.get("ccp_did") or ch.get("Caller-Destination-Number") or "")
         self.caller = ch.get("Caller-Caller-ID-Number") or ""
@@ -118,6 +121,8 @@ class CallSession:
         self._finished = False
         self._moh_playing = False
         self._last_t = 0
+        self.held = False
+        self.unbridge_ev: Event | None = None
 
     # ------------------------------------------------------------------ helpers
     def _node_name(self, ch: Event) -> str:
@@ -199,6 +204,8 @@ class CallSession:
         try:
             await call.myevents()
             await call.linger()
+            # If this process dies, a bridged caller stays bridged (media runs on the switch).
+            await call.resume()
         except (ESLError, ConnectionLost):
             self.sb.stats["socket_setup_failed"] += 1
             return
@@ -437,10 +444,14 @@ class CallSession:
             )
         )
         at = self.now()
+        if self.hops:
+            self.engine_id = f"{self.call_id}#{self.hops}"
+            sb.sessions[self.engine_id] = self
+        self.hops += 1
         sb.feed(
             CallArrived(
                 at,
-                self.call_id,
+                self.engine_id,
                 queue_id,
                 priority=int((lookup or {}).get("priority", 0) or 0),
                 caller_id=self.caller or None,
@@ -464,6 +475,7 @@ class CallSession:
             await self._answer()
         self.state = "queue"
         self.meter.enter_queue(self.t(self.now_ms()), queue_id)
+        self.sb.progress(self)
         await self._moh()
         while self.state == "queue":
             getter = asyncio.ensure_future(self.decisions.get())
@@ -506,7 +518,7 @@ class CallSession:
             digit = await self._digits(CALLBACK_OFFER, "ccp_callback", timeout_s=5, valid="12")
             if digit == "1" and self.state == "queue":
                 self._leave_queue("callback")
-                self.sb.feed(CallbackAccepted(self.now(), self.call_id))
+                self.sb.feed(CallbackAccepted(self.now(), self.engine_id))
                 self.summary.outcome, self.summary.cause = "callback", "callback_accepted"
                 await self.sb.sink.notice(
                     "callback_request",
@@ -637,10 +649,10 @@ class CallSession:
             await self._kill(leg, "ORIGINATOR_CANCEL")
             return
         self.pending.pop(agent_id, None)
-        sb.feed(OfferAnswered(self.now(), self.call_id, agent_id))
+        sb.feed(OfferAnswered(self.now(), self.engine_id, agent_id))
         if (
-            sb.engine.call_state(self.call_id) != "connected"
-            or sb.engine.agent_call(agent_id) != self.call_id
+            sb.engine.call_state(self.engine_id) != "connected"
+            or sb.engine.agent_call(agent_id) != self.engine_id
         ):
             self.summary.legs[leg] = "agent"
             sb.agent_legs.pop(leg, None)
@@ -660,13 +672,23 @@ class CallSession:
         if uuid == self.second_leg and self.state == "escalated":
             return  # the caller's own hangup follows (or already came)
         if uuid == self.agent_leg and self.state == "agent" and not self.gone.is_set():
-            # The agent hung up and the caller is still here: the agent part is over.
-            at_ms = event_ms(ev, self.now())
-            if self.meter is not None:
-                self.meter.agent_unbridged(self.t(at_ms), "agent_hangup")
-            self.state = "after_agent"
-            self._engine_end()
-            self.sb.spawn(self._after_agent())
+            # The node's connection and the caller's socket race: when the caller hung up
+            # (and the switch then cleared the agent), the caller's hangup is about to arrive.
+            self.sb.spawn(self._agent_gone(ev), name=f"agent gone {self.call_id}")
+
+    async def _agent_gone(self, ev: Event | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await self.gone.wait()
+        if self.gone.is_set() or self.state != "agent":
+            return
+        # The agent hung up and the caller is still here: the agent part is over.
+        at_ms = event_ms(self.unbridge_ev or ev, self.now())
+        if self.meter is not None:
+            self.meter.agent_unbridged(self.t(at_ms), "agent_hangup")
+        self.state = "after_agent"
+        self._engine_end()
+        await self._after_agent()
 
     async def _after_agent(self) -> None:
         with contextlib.suppress(CallerGone, ESLError, ConnectionLost):
@@ -739,6 +761,56 @@ class CallSession:
             return False
         return await self._escalate(reason=reason, context={"agent": self.agent or ""})
 
+    # ------------------------------------------------------------------ agent commands
+    def card(self, kind: str) -> dict[str, Any]:
+        """What the agent's console shows about this call."""
+        lookup = None
+        if self._lookup is not None and self._lookup.done() and not self._lookup.cancelled():
+            with contextlib.suppress(Exception):
+                lookup = self._lookup.result()
+        return {
+            "kind": kind,
+            "call_id": self.call_id,
+            "tenant": self.summary.tenant_id,
+            "caller": self.caller,
+            "queue": self.summary.queue,
+            "contact": lookup,
+        }
+
+    async def hold(self, on: bool) -> None:
+        await self.sb.link_for(self.node).api(
+            f"uuid_hold {'' if on else 'off '}{self.call_id}".replace("  ", " ")
+        )
+        self.held = on
+
+    async def hangup_by_agent(self) -> None:
+        await self._hangup()
+
+    async def transfer_to_queue(self, queue_id: str) -> bool:
+        """Take the caller from the agent back into a queue of the same tenant."""
+        queue = self.sb.directory.queues.get(queue_id)
+        if self.state != "agent" or queue is None or queue.tenant_id != self.summary.tenant_id:
+            return False
+        agent_leg = self.agent_leg
+        # Park the caller first: the bridge ends without hanging the caller up.
+        await self.sb.link_for(self.node).api(f"uuid_park {self.call_id}")
+        assert self.meter is not None
+        self.meter.agent_unbridged(self.t(self.now_ms()), "transfer")
+        self.state = "ivr"
+        self._engine_end()
+        if agent_leg is not None:
+            self.sb.agent_legs.pop(agent_leg, None)
+            await self._kill(agent_leg, "NORMAL_CLEARING")
+        self.agent, self.agent_leg = None, None
+        self.bridged = asyncio.Event()
+        self.in_engine = False
+        self.sb.spawn(self._requeue(queue_id), name=f"transfer {self.call_id}")
+        return True
+
+    async def _requeue(self, queue_id: str) -> None:
+        with contextlib.suppress(CallerGone):
+            await self._queue(queue_id)
+
     # ------------------------------------------------------------------ channel events
     async def _events(self) -> None:
         async for ev in self.call.events:
@@ -757,6 +829,10 @@ class CallSession:
                             self.t(event_ms(ev, self.now())), self.agent or "", other
                         )
                     self.bridged.set()
+                    self.sb.progress(self)
+                    self.sb.push(self.agent or "", self.card("connected"))
+            elif name == "CHANNEL_UNBRIDGE":
+                self.unbridge_ev = ev
             elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
                 self._on_hangup(ev)
         # The socket closed: whatever we did not see, the channel is gone.
@@ -779,11 +855,13 @@ class CallSession:
         if not self.in_engine:
             return
         self.in_engine = False
-        state = self.sb.engine.call_state(self.call_id)
+        state = self.sb.engine.call_state(self.engine_id)
         if state == "connected":
-            self.sb.feed(CallEnded(self.now(), self.call_id))
+            self.sb.feed(CallEnded(self.now(), self.engine_id))
+            if self.agent is not None:
+                self.sb.push(self.agent, {"kind": "ended", "call_id": self.call_id})
         elif state in ("waiting", "offered"):
-            self.sb.feed(CallAbandoned(self.now(), self.call_id))
+            self.sb.feed(CallAbandoned(self.now(), self.engine_id))
 
     # ------------------------------------------------------------------ the end
     def _finish(self) -> None:

@@ -33,7 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from routing.engine.model import (
+    AgentBreak,
     AgentLogin,
+    AgentLogout,
+    AgentUnbreak,
     AgentUpdated,
     Announce,
     CancelOffer,
@@ -175,6 +178,8 @@ class Sink(Protocol):
 
     async def call_finished(self, summary: CallSummary, segments: list[Any]) -> None: ...
 
+    async def call_progress(self, summary: CallSummary) -> None: ...
+
     async def notice(self, kind: str, data: dict[str, Any]) -> None: ...
 
     async def lookup(self, tenant_id: str, caller: str) -> dict[str, Any] | None: ...
@@ -189,6 +194,11 @@ class MemorySink:
         self.notices: list[tuple[str, dict[str, Any]]] = []
         self.contacts: dict[tuple[str, str], dict[str, Any]] = {}
         self.finished = asyncio.Event()
+        #: call id -> the last progress record (summary with the meter state so far)
+        self.progress: dict[str, CallSummary] = {}
+
+    async def call_progress(self, summary: CallSummary) -> None:
+        self.progress[summary.call_id] = summary
 
     async def call_finished(self, summary: CallSummary, segments: list[Any]) -> None:
         if summary.call_id in self.calls:
@@ -340,6 +350,11 @@ class Switchboard:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self.outcomes: Counter[str] = Counter()
+        #: Called with (agent id, event) for the agents' consoles (see :meth:`push`).
+        self.agent_listener: Any = None
+        self._agent_seq: Counter[str] = Counter()
+        #: agent legs found bridged on a node at start (a previous switchboard's calls).
+        self.adopted: dict[str, str] = {}
 
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
@@ -431,6 +446,7 @@ class Switchboard:
                     self.stats["offer_for_unknown_call"] += 1
                     continue
                 session.offer(d.agent_id, d.offer_id)  # type: ignore[attr-defined]
+                self.push(d.agent_id, session.card("offer"))  # type: ignore[attr-defined]
             elif cls is CancelOffer:
                 session = self.sessions.get(d.call_id)  # type: ignore[attr-defined]
                 if session is not None:
@@ -448,6 +464,15 @@ class Switchboard:
                 agent_id = getattr(d, "agent_id", None)
                 if agent_id is not None:
                     self.agent_states[agent_id] = d.state  # type: ignore[attr-defined]
+                    self.push(
+                        agent_id,
+                        {
+                            "kind": "state",
+                            "state": d.state,
+                            "reason": d.reason,
+                            "since": self.engine.now,
+                        },  # type: ignore[attr-defined]
+                    )
 
     async def _timers(self) -> None:
         """Send ``Tick`` when the engine's next timer is due."""
@@ -476,7 +501,8 @@ class Switchboard:
         try:
             await session.run()
         finally:
-            self.sessions.pop(session.call_id, None)
+            for key in [k for k, v in self.sessions.items() if v is session]:
+                del self.sessions[key]
 
     def _leg_gone(self, link: NodeLink, uuid: str, ev: Event | None) -> None:
         """An agent or second-line leg hung up (event or reconciliation)."""
@@ -537,6 +563,140 @@ class Switchboard:
     async def _reregister_later(self, agent_id: str, seconds: float) -> None:
         await self.clock.sleep(seconds)
         self.feed(DeviceRegistered(self.now(), agent_id))
+
+    # ---------------------------------------------------------------- persistence
+    def progress(self, session: Any) -> None:
+        """Persist a call in progress (meter so far), so a successor can finish it from CDRs."""
+        summary = session.summary
+        if session.meter is not None:
+            summary.meter = session.meter.to_dict()
+        snapshot = CallSummary(**{**summary.__dict__, "legs": dict(summary.legs)})
+        self.spawn(self.sink.call_progress(snapshot), name=f"progress {summary.call_id}")
+
+    # ---------------------------------------------------------------- agents' consoles
+    def push(self, agent_id: str, event: dict[str, Any]) -> None:
+        """An event for one agent's console, numbered per agent (a gap means: reload)."""
+        if not agent_id or self.agent_listener is None:
+            return
+        self._agent_seq[agent_id] += 1
+        self.agent_listener(agent_id, {**event, "seq": self._agent_seq[agent_id]})
+
+    def agent_snapshot(self, agent_id: str) -> dict[str, Any]:
+        state, reason = self.engine.agent_state(agent_id)
+        call_id = self.engine.agent_call(agent_id)
+        session = self.sessions.get(call_id) if call_id else None
+        return {
+            "state": state,
+            "reason": reason,
+            "call": session.card("connected" if session.state == "agent" else "offer")
+            if session
+            else None,
+            "seq": self._agent_seq[agent_id],
+        }
+
+    async def command(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """A command from an agent's console or the API; returns ``{"ok", "message", ...}``."""
+        agent_id = str(msg.get("agent_id") or "")
+        command = str(msg.get("command") or "")
+        if agent_id not in self.directory.agents:
+            return {"ok": False, "message": f"unknown agent {agent_id!r}"}
+        at = self.now()
+        if command == "snapshot":
+            return {"ok": True, "message": "", "snapshot": self.agent_snapshot(agent_id)}
+        if command == "state":
+            wanted = msg.get("state")
+            current, _reason = self.engine.agent_state(agent_id)
+            if wanted == "available":
+                if current == "logged_out":
+                    self.feed(AgentLogin(at, agent_id))
+                elif current == "break":
+                    self.feed(AgentUnbreak(at, agent_id))
+            elif wanted == "break":
+                self.feed(AgentBreak(at, agent_id, str(msg.get("reason") or "break")[:40]))
+            elif wanted == "logout":
+                self.feed(AgentLogout(at, agent_id))
+            else:
+                return {"ok": False, "message": "state must be available, break or logout"}
+            state, reason = self.engine.agent_state(agent_id)
+            return {"ok": True, "message": f"{state}{f' ({reason})' if reason else ''}"}
+        session = self._agent_session(agent_id, msg.get("call_id"))
+        if session is None:
+            return {"ok": False, "message": "you are not on that call"}
+        try:
+            if command in ("hold", "unhold"):
+                await session.hold(command == "hold")
+                self.push(
+                    agent_id, {"kind": "hold", "call_id": session.call_id, "on": command == "hold"}
+                )
+            elif command == "hangup":
+                await session.hangup_by_agent()
+            elif command in ("mask", "unmask"):
+                if not await session.set_masked(command == "mask"):
+                    return {"ok": False, "message": "this call is not being recorded"}
+            elif command == "escalate":
+                if not await session.escalate_now():
+                    return {
+                        "ok": False,
+                        "message": "the second line did not answer; the caller is still with you",
+                    }
+            elif command == "transfer":
+                if not await session.transfer_to_queue(str(msg.get("queue_id") or "")):
+                    return {"ok": False, "message": "no such queue for this client"}
+            else:
+                return {"ok": False, "message": f"unknown command {command!r}"}
+        except (ESLError, ConnectionLost, TimeoutError) as exc:
+            return {"ok": False, "message": f"the switch refused: {exc}"}
+        return {"ok": True, "message": ""}
+
+    def _agent_session(self, agent_id: str, call_id: Any) -> Any:
+        engine_call = self.engine.agent_call(agent_id)
+        session = self.sessions.get(engine_call) if engine_call else None
+        if session is None or session.agent != agent_id:
+            return None
+        if call_id and call_id != session.call_id:
+            return None
+        return session
+
+    # ---------------------------------------------------------------- takeover
+    async def adopt(self) -> int:
+        """After a takeover: agents still bridged on a node (calls of the previous switchboard,
+        which the switch kept up) are kept out of routing until their leg hangs up."""
+        adopted = 0
+        for link in self.links.values():
+            try:
+                body = await link.api("show channels as json")
+                rows = parse_show_channels(body)
+            except (ESLError, OSError, TimeoutError, ValueError) as exc:
+                log.warning("node %s: cannot list channels to adopt (%r)", link.spec.name, exc)
+                continue
+            for row in rows:
+                try:
+                    role = (await link.api(f"uuid_getvar {row.uuid} ccp_role")).strip()
+                    if role != "agent":
+                        continue
+                    agent = (await link.api(f"uuid_getvar {row.uuid} ccp_agent")).strip()
+                except (ESLError, OSError, TimeoutError):
+                    continue
+                if (
+                    agent not in self.directory.agents
+                    or self.engine.agent_state(agent)[0] != "available"
+                ):
+                    continue
+                self.adopted[row.uuid] = agent
+                self.feed(AgentBreak(self.now(), agent, "adopted_call"))
+                fut = link.wait_leg_end(row.uuid)
+                fut.add_done_callback(lambda _f, a=agent, u=row.uuid: self._adopted_done(u, a))
+                adopted += 1
+        if adopted:
+            log.warning("adopted %d agent call(s) still bridged on the nodes", adopted)
+        return adopted
+
+    def _adopted_done(self, uuid: str, agent: str) -> None:
+        if self.adopted.pop(uuid, None) is not None and self.engine.agent_state(agent) == (
+            "break",
+            "adopted_call",
+        ):
+            self.feed(AgentUnbreak(self.now(), agent))
 
     def new_leg_uuid(self) -> str:
         return str(uuidlib.uuid4())

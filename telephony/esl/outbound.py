@@ -117,6 +117,11 @@ class OutboundCall(ESLConnection):
         """``linger [seconds]``: keep the socket open after hangup (to get the last events)."""
         return await self.command("linger" if seconds is None else f"linger {int(seconds)}")
 
+    async def resume(self) -> str:
+        """``resume``: if this socket goes away, the channel resumes its dialplan instead of
+        being hung up (mod_event_socket sets ``socket_resume=true``)."""
+        return await self.command("resume")
+
     async def nolinger(self) -> str:
         """``nolinger``."""
         return await self.command("nolinger")

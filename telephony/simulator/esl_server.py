@@ -459,6 +459,7 @@ class OutboundSession(_Session):
         self.reader = reader
         self.async_full = async_full
         self.linger: int | None = None
+        self.resume = False
         self.connected = False
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._park_checked = False
@@ -482,8 +483,15 @@ class OutboundSession(_Session):
             with contextlib.suppress(Exception):
                 self.writer.close()
             if not was_closed and self.ch.alive:
-                # The platform closed the socket: FreeSWITCH hangs the call up (04d).
-                self.switch.hangup(self.ch, "NORMAL_CLEARING")
+                bridged = self.ch.bridged_to is not None and self.ch.bridged_to.alive
+                if self.resume and bridged:
+                    # Resumed: the bridge keeps running on the switch; the dialplan goes on
+                    # once it ends (ours then hangs up).
+                    self.switch.resumed.add(self.ch.uuid)
+                else:
+                    # The platform closed the socket: FreeSWITCH hangs the call up (04d);
+                    # with resume and nothing else to run, the dialplan ends: hangup too.
+                    self.switch.hangup(self.ch, "NORMAL_CLEARING")
             if not self.finished.done():
                 self.finished.set_result(None)
 
@@ -516,6 +524,12 @@ class OutboundSession(_Session):
         if command == "nolinger":
             self.linger = None
             return command_reply("+OK will not linger")
+        if command == "resume":
+            # mod_event_socket: LFLAG_RESUME + socket_resume=true; if the platform goes away
+            # the channel resumes its dialplan instead of hanging up.
+            self.resume = True
+            self.ch.variables["socket_resume"] = "true"
+            return command_reply("+OK")
         if command == "event":
             return self.cmd_event(arg)
         if command == "nixevent":

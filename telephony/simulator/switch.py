@@ -257,6 +257,8 @@ class Switch:
         self.cdr_poster: object | None = None
         #: Called after every CHANNEL_HANGUP_COMPLETE (e.g. CDR posting).
         self.on_hangup_complete: list[Callable[[Channel], None]] = []
+        #: Channels whose outbound socket went away after ``resume`` while bridged.
+        self.resumed: set[str] = set()
 
     # ------------------------------------------------------------------ basics
     def new_uuid(self) -> str:
@@ -1574,6 +1576,16 @@ class Switch:
         inline = len(rest) > 1 and rest[1] == "inline"
         context = rest[2] if len(rest) > 2 else "default"
         self.transfer(ch, f"'{dest}'" if inline else dest, context)
+        return "+OK\n"
+
+    def api_uuid_park(self, arg: str) -> str:
+        """``uuid_park <uuid>``: break whatever the channel does (a bridge too) and park it."""
+        words = arg.split()
+        ch = self._chan(words[0]) if words else None
+        if ch is None:
+            return "-ERR No such channel!\n"
+        self.unwind(ch)
+        self.start_apps(ch, [("park", "")], end_hangup=False)
         return "+OK\n"
 
     def api_uuid_break(self, arg: str) -> str:
