@@ -229,6 +229,55 @@ class LiveBoard:
         for qid, seconds in (sl_thresholds or {}).items():
             self.set_sl_threshold(qid, seconds)
 
+    @classmethod
+    def from_engine_snapshot(
+        cls, snap: Mapping[str, Any], tz: str | tzinfo = "UTC", **kwargs: Any
+    ) -> LiveBoard:
+        """A board for an engine restored from ``snap`` (``Engine.snapshot()``): the
+        switchboard restarting, or a standby taking over. Configuration, agents' states and
+        the calls held (waiting, ringing, talking) come from the snapshot; today's counters
+        start at zero (the engine keeps no per-queue day counts). ``kwargs`` as for the
+        constructor. Then feed it the events after the snapshot, as the engine."""
+        at = float(snap["now"])
+        board = cls(
+            tz,
+            tenants=[TenantConfig.from_dict(t) for t in snap["tenants"]],
+            queues=[QueueConfig.from_dict(q) for q in snap["queues"]],
+            start=at,
+            **kwargs,
+        )
+        board._time(at)
+        for d in snap["agents"]:
+            profile = AgentProfile.from_dict(d["profile"])
+            board._set_agent(profile, at)
+            a = board._agents[profile.agent_id]
+            if d["state"] != a.state:
+                board._on_agent_state(
+                    AgentStateChanged(profile.agent_id, d["state"], d["reason"]), at
+                )
+            a.reason = d["reason"]
+            a.since = float(d["since"])
+        # Calls in the order they entered their queues, so each queue's oldest comes first.
+        calls = sorted(snap["calls"], key=lambda c: (c["entered_at"], c["seq"]))
+        for d in calls:
+            q = board._queues.get(d["queue_id"])
+            if q is None or d["state"] not in ("waiting", "offered", "connected"):
+                continue  # "moving" exists only inside one handle()
+            c = _Call(d["call_id"], q.queue_id, float(d["entered_at"]))
+            board._calls[c.call_id] = c
+            if d["state"] == "connected":
+                c.state = CONNECTED
+                c.offers = {d["agent_id"]}
+                board._agent(d["agent_id"], at).call = c.call_id
+                continue
+            q.waiting[c.call_id] = c.entered_at
+            board._touch_queue(q.queue_id)
+            for aid in d["offers"]:
+                c.state = RINGING
+                c.offers.add(aid)
+                board._agent(aid, at).call = c.call_id
+        return board
+
     # =========================================================================================
     # Input
     # =========================================================================================

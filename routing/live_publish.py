@@ -19,9 +19,12 @@ a wallboard sees the switchboard is alive.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -29,13 +32,26 @@ from channels.layers import get_channel_layer
 
 from routing.live import PROVIDER_STREAM, LiveBoard
 
-__all__ = ["GROUP_PREFIX", "HEARTBEAT_S", "MESSAGE_TYPE", "group_name", "load_snapshot", "publish"]
+__all__ = [
+    "GROUP_PREFIX",
+    "HEARTBEAT_S",
+    "MESSAGE_TYPE",
+    "group_name",
+    "load_snapshot",
+    "publish",
+    "publish_forever",
+]
+
+log = logging.getLogger(__name__)
 
 GROUP_PREFIX = "live."
 MESSAGE_TYPE = "live.message"  # handled by LiveConsumer.live_message
 HEARTBEAT_S = 5.0
 _GROUP_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _last_sent: weakref.WeakKeyDictionary[LiveBoard, float] = weakref.WeakKeyDictionary()
+# Boards whose last publish failed: the next one stores every stream's snapshot, since the
+# deltas taken then are gone and a client that resyncs must not get an older snapshot.
+_store_all: weakref.WeakSet[LiveBoard] = weakref.WeakSet()
 
 
 def group_name(stream: str) -> str:
@@ -92,19 +108,44 @@ async def publish(board: LiveBoard, now: float, *, layer: Any = None) -> dict[st
     the switchboard's event loop about twice a second, after feeding the board; one publisher
     per board (the board's delta is consumed by the call)."""
     layer = layer if layer is not None else get_channel_layer()
-    deltas = board.delta(now)
-    if not deltas:
-        last = _last_sent.get(board)
-        if last is None or now - last >= HEARTBEAT_S:
-            _last_sent[board] = now
-            beat = board.heartbeat(now, PROVIDER_STREAM)
-            await layer.group_send(
-                group_name(PROVIDER_STREAM), {"type": MESSAGE_TYPE, "message": beat}
-            )
-        return {}
-    await _store({stream: board.snapshot(now, stream) for stream in deltas})
+    deltas = board.delta(now) or {}
+    try:
+        if board in _store_all:
+            await _store(board.snapshots(now))
+            _store_all.discard(board)
+        elif deltas:
+            await _store({stream: board.snapshot(now, stream) for stream in deltas})
+        if not deltas:
+            last = _last_sent.get(board)
+            if last is None or now - last >= HEARTBEAT_S:
+                _last_sent[board] = now
+                beat = board.heartbeat(now, PROVIDER_STREAM)
+                await layer.group_send(
+                    group_name(PROVIDER_STREAM), {"type": MESSAGE_TYPE, "message": beat}
+                )
+            return {}
+    except BaseException:
+        _store_all.add(board)
+        raise
+    # A delta lost from here on costs its clients a resync, which finds the snapshot above.
     for stream, message in deltas.items():
         await layer.group_send(group_name(stream), {"type": MESSAGE_TYPE, "message": message})
     if PROVIDER_STREAM in deltas:
         _last_sent[board] = now
     return {stream: message["seq"] for stream, message in deltas.items()}
+
+
+async def publish_forever(
+    board: LiveBoard, now: Callable[[], float], interval_s: float = 0.5, *, layer: Any = None
+) -> None:
+    """Call :func:`publish` every ``interval_s`` seconds until cancelled; ``now()`` gives
+    switch time. A failure (database or channel layer down) is logged and the next round
+    tries again (storing every stream's snapshot, so no client resyncs to an old one)."""
+    while True:
+        try:
+            await publish(board, now(), layer=layer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("live wallboard: publishing failed; retrying")
+        await asyncio.sleep(interval_s)

@@ -15,7 +15,14 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from ccplatform.asgi import application
-from routing.engine.model import AgentLogin, AgentProfile, AgentUpdated, CallArrived, QueueConfig
+from routing.engine.model import (
+    AgentLogin,
+    AgentProfile,
+    AgentUpdated,
+    CallArrived,
+    QueueConfig,
+    QueueUpdated,
+)
 from routing.live import LiveBoard
 from routing.live_publish import HEARTBEAT_S, group_name, load_snapshot, publish
 from tests.conftest import A_HOST, PROVIDER_HOST
@@ -196,3 +203,54 @@ def test_group_names_are_valid_and_distinct() -> None:
     assert groups[:2] == ["live.provider", "live.tenant.bank"]
     assert all(valid.match(g) for g in groups)
     assert len(set(groups)) == len(groups)
+
+
+async def test_after_a_failed_publish_every_stream_is_stored_again(board, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import routing.live_publish as lp
+
+    board.apply_event(QueueUpdated(T0, QueueConfig("shop-main", "shop")))
+    await publish(board, T0)  # seq 1 everywhere
+    board.apply(CallArrived(T0 + 1, "c1", "shop-main"), [])
+    real_store = lp._store
+
+    async def broken(snapshots):  # type: ignore[no-untyped-def]
+        raise OSError("database away")
+
+    monkeypatch.setattr(lp, "_store", broken)
+    with pytest.raises(OSError):
+        await publish(board, T0 + 1)  # seq 2 of provider and tenant:shop is lost
+    monkeypatch.setattr(lp, "_store", real_store)
+    board.apply(CallArrived(T0 + 2, "c2", "bank-main"), [])
+    assert await publish(board, T0 + 2) == {"provider": 3, "tenant:bank": 2}
+    # tenant:shop had no change this round, but its stored snapshot is the current one.
+    shop = await load_snapshot("tenant:shop")
+    assert shop is not None and shop["seq"] == 2 and shop["queues"]["shop-main"]["waiting"] == 1
+
+
+async def test_publish_forever_keeps_going_after_an_error(board, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    import routing.live_publish as lp
+
+    calls: list[float] = []
+    real = lp.publish
+
+    async def flaky(b, now, *, layer=None):  # type: ignore[no-untyped-def]
+        calls.append(now)
+        if len(calls) == 1:
+            raise OSError("channel layer away")
+        return await real(b, now, layer=layer)
+
+    monkeypatch.setattr(lp, "publish", flaky)
+    clock = iter(range(int(T0), int(T0) + 1000))
+    task = asyncio.create_task(lp.publish_forever(board, lambda: float(next(clock)), 0.01))
+    for _ in range(200):
+        if len(calls) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(calls) >= 3
+    stored = await load_snapshot("provider")
+    assert stored is not None and stored["seq"] >= 1
