@@ -14,15 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 log = logging.getLogger("telephony.switchboard")
+
+#: Channels group the active switchboard listens on for agents' and API commands.
+CONTROL_GROUP = "switchboard.control"
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -149,6 +154,9 @@ class Command(BaseCommand):
             board=board,
         )
         await sb.start()
+        with contextlib.suppress(TimeoutError):
+            await sb.wait_nodes(5.0)
+        await sb.adopt()
         self.stdout.write(
             f"switchboard active: {len(nodes)} node(s) ({', '.join(n.name for n in nodes)}), "
             f"outbound socket {host}:{sb.server.port}, {len(directory.numbers)} numbers, "
@@ -191,7 +199,36 @@ class Command(BaseCommand):
                 except Exception:  # noqa: BLE001
                     log.warning("configuration check failed", exc_info=True)
 
-        tasks = [loop.create_task(publisher()), loop.create_task(reloader())]
+        layer = get_channel_layer()
+
+        def to_agent(agent_id: str, event: dict[str, Any]) -> None:
+            group = "agent." + re.sub(r"[^A-Za-z0-9_.-]", "_", agent_id)[:80]
+            sb.spawn(layer.group_send(group, {"type": "agent.event", "event": event}))
+
+        sb.agent_listener = to_agent
+
+        async def control() -> None:
+            """Commands from the agents' consoles and the API (docs/decisions/0011)."""
+            channel = await layer.new_channel()
+            await layer.group_add(CONTROL_GROUP, channel)
+            while True:
+                msg = await layer.receive(channel)
+                request_id = re.sub(r"[^A-Za-z0-9_.-]", "", str(msg.get("request_id") or ""))[:64]
+                try:
+                    reply = await sb.command(msg)
+                except Exception as exc:  # noqa: BLE001  # a bad command must not stop calls
+                    log.exception("switchboard command failed: %r", msg)
+                    reply = {"ok": False, "message": f"failed: {exc}"}
+                if request_id:
+                    await layer.group_send(
+                        f"switchboard.reply.{request_id}", {"type": "switchboard.reply", **reply}
+                    )
+
+        tasks = [
+            loop.create_task(publisher()),
+            loop.create_task(reloader()),
+            loop.create_task(control()),
+        ]
         try:
             await stop.wait()
         finally:
