@@ -99,6 +99,7 @@ TENANT_APPS = [
     "portal",
     "cdrs",
     "calls",
+    "recordings",  # call recordings: metadata, store, playback audit
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -287,6 +288,7 @@ TIME_ZONE = "UTC"
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+RECORDINGS_ROOT = Path(env_str("RECORDINGS_ROOT") or BASE_DIR / "var" / "recordings")  # per tenant
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

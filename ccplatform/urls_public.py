@@ -23,6 +23,7 @@ urlpatterns = [
     path("telephony/", include("telephony.urls")),
     path("calls/", include("telephony.config_urls")),
     path("wallboard/", include("routing.live_urls")),
+    path("", include("recordings.urls_public")),  # recordings/, api/calls/<id>/recording/
     # Second factor: provider staff only (they see every client's data).
     path("account/two-factor/", views.totp_setup, name="totp_setup"),
     path("account/two-factor/disable/", views.totp_disable, name="totp_disable"),

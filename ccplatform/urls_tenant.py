@@ -18,6 +18,7 @@ urlpatterns = [
     path("activity/", views.activity, name="activity"),
     path("settings/", views.company_settings, name="company_settings"),
     path("calls/", include("portal.ivr_urls")),
+    path("recordings/", include("recordings.urls_tenant")),
     path("billing/invoices/", billing_views.invoice_list, name="client_invoices"),
     path(
         "billing/invoices/<int:invoice_id>/",

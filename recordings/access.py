@@ -1,0 +1,124 @@
+"""Who may see and play a client company's recordings.
+
+- Seeing the list (call, time, length, status; never the audio) is for the company's own
+  members on its portal, and on the provider console for provider admins, supervisors and the
+  agents certified for that company. Anyone else gets 404, as for every wall in the platform.
+- Playing or downloading is for the roles the company's call policy names
+  (``telephony.CallPolicy.recording_roles``; no policy or an empty list: nobody). A member
+  whose role is not named gets 403 with a message saying so.
+- Provider staff also need clearance: a client whose queues require clearance (the call's queue,
+  or for a call without one the highest of the client's queues) has its recordings played only
+  by provider staff holding at least that clearance. Clearance is carried by the agent record
+  (``routing.Agent.clearance``); provider staff without one hold none, so they may play only
+  recordings of clients that require no clearance. Agents must also be certified for the client.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest
+from django.utils.translation import gettext as _
+
+from tenants.access import access_provider
+from tenants.models import PROVIDER_ROLES, Client, Role, User
+
+#: Provider roles that may open a client's recordings list on the console.
+CONSOLE_LISTERS = (Role.PROVIDER_ADMIN, Role.SUPERVISOR, Role.AGENT)
+#: Provider roles that may mask and unmask a live recording through the API.
+MASKERS = (Role.AGENT, Role.SUPERVISOR)
+
+
+def allowed_roles(tenant: Client) -> list[str]:
+    from telephony.models import CallPolicy
+
+    roles = (
+        CallPolicy.objects.filter(tenant=tenant).values_list("recording_roles", flat=True).first()
+    )
+    return [str(r) for r in roles or ()]
+
+
+def agent_of(user: User):  # type: ignore[no-untyped-def]
+    from routing.models import Agent
+
+    return Agent.objects.filter(user=user, active=True).first()
+
+
+def certified(user: User, tenant: Client) -> bool:
+    from routing.models import Certification
+
+    return Certification.objects.filter(
+        agent__user=user, agent__active=True, tenant=tenant
+    ).exists()
+
+
+def required_clearance(tenant: Client, call_id: str | None = None) -> int:
+    """Clearance the client's calls need (the call's queue, else the client's highest)."""
+    from django_tenants.utils import schema_context
+
+    from calls.models import Call
+    from routing.models import Queue
+
+    queue_id = ""
+    if call_id:
+        with schema_context(tenant.schema_name):
+            queue_id = (
+                Call.objects.filter(call_id=call_id).values_list("queue", flat=True).first() or ""
+            )
+    queues = Queue.objects.filter(tenant=tenant)
+    if queue_id:
+        needed = queues.filter(queue_id=queue_id).values_list("clearance", flat=True).first()
+        if needed is not None:
+            return int(needed)
+    return max((int(c) for c in queues.values_list("clearance", flat=True)), default=0)
+
+
+def role_label(role: str) -> str:
+    try:
+        return str(Role(role).label)
+    except ValueError:
+        return role
+
+
+def playback_denial(
+    user: User, role: str, tenant: Client, call_id: str | None = None
+) -> str | None:
+    """None when ``user`` (with ``role`` on this site) may play the call's recordings, else
+    the reason, phrased for that user."""
+    allowed = allowed_roles(tenant)
+    if role not in allowed:
+        names = ", ".join(role_label(r) for r in allowed) or _("none")
+        return _(
+            "Your role (%(role)s) may not play %(client)s's call recordings. The roles allowed "
+            "are set in the company's call policy; now: %(allowed)s."
+        ) % {"role": role_label(role), "client": tenant.name, "allowed": names}
+    if role in PROVIDER_ROLES:
+        if role == Role.AGENT and not certified(user, tenant):
+            return _("You are not certified for %(client)s.") % {"client": tenant.name}
+        needed = required_clearance(tenant, call_id)
+        if needed > 0:
+            agent = agent_of(user)
+            held = int(agent.clearance) if agent is not None else 0
+            if held < needed:
+                return _(
+                    "Recordings of %(client)s's calls need clearance %(needed)s; you hold "
+                    "%(held)s. Clearance is set on an agent record in the provider console."
+                ) % {"client": tenant.name, "needed": needed, "held": held}
+    return None
+
+
+def access_console_client(request: HttpRequest, client_id: int) -> tuple[Client, str]:
+    """A client company whose recordings list the provider user may open; 404 otherwise."""
+    role = access_provider(request, CONSOLE_LISTERS)
+    try:
+        tenant = Client.objects.exclude(schema_name="public").get(pk=client_id)
+    except Client.DoesNotExist:
+        raise Http404 from None
+    if role == Role.AGENT and not certified(request.user, tenant):  # type: ignore[arg-type]
+        raise Http404
+    return tenant, role
+
+
+def console_clients(request: HttpRequest, role: str):  # type: ignore[no-untyped-def]
+    clients = Client.objects.exclude(schema_name="public").order_by("name")
+    if role == Role.AGENT:
+        clients = clients.filter(certifications__agent__user=request.user).distinct()
+    return clients

@@ -1,0 +1,433 @@
+"""Recordings on the client portal and the provider console; the mask API.
+
+One page per client company lists its recordings (``?call=<call id>`` narrows it to one call)
+with a player for each recording the viewer may play; the same address with ``?play=<id>``
+streams the WAV (HTTP Range supported; ``&download=1`` as an attachment). Every playback and
+download is a ``RecordingAccess`` row and an audit event. Access rules: ``recordings.access``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from django_tenants.utils import schema_context
+
+from recordings import switchboard
+from recordings.access import (
+    MASKERS,
+    access_console_client,
+    agent_of,
+    allowed_roles,
+    certified,
+    console_clients,
+    playback_denial,
+    role_label,
+)
+from recordings.actions import do_mark_masked, stored_file
+from recordings.models import Recording, RecordingAccess
+from tenants import audit
+from tenants.access import access_client_site, access_provider, provider_role
+from tenants.models import Client, Role
+
+log = logging.getLogger(__name__)
+
+#: Recordings a list page shows (the latest first).
+LIST_LIMIT = 200
+#: Range requests continuing a playback within this long are one playback (one audit row).
+PLAYBACK_SESSION = timedelta(minutes=10)
+CHUNK = 64 * 1024
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+@login_required
+def portal_recordings(request: HttpRequest) -> HttpResponse:
+    """The company's recordings on its own portal (any member sees the list)."""
+    role = access_client_site(request)
+    tenant: Client = request.tenant  # type: ignore[attr-defined]
+    return _recordings(request, tenant, role, site="portal")
+
+
+@login_required
+def console_index(request: HttpRequest) -> HttpResponse:
+    role = access_provider(request, (Role.PROVIDER_ADMIN, Role.SUPERVISOR, Role.AGENT))
+    return render(
+        request, "recordings/console_index.html", {"clients": console_clients(request, role)}
+    )
+
+
+@login_required
+def console_recordings(request: HttpRequest, client_id: int) -> HttpResponse:
+    tenant, role = access_console_client(request, client_id)
+    return _recordings(request, tenant, role, site="console")
+
+
+def _recordings(request: HttpRequest, tenant: Client, role: str, *, site: str) -> HttpResponse:
+    if "play" in request.GET:
+        return _play(request, tenant, role, site=site)
+    call_id = request.GET.get("call", "").strip()[:64]
+    with schema_context(tenant.schema_name):
+        rows = Recording.objects.all()
+        if call_id:
+            rows = rows.filter(call_id=call_id)
+        recordings = list(rows[:LIST_LIMIT])
+    denial = playback_denial(request.user, role, tenant)  # type: ignore[arg-type]
+    items = []
+    for rec in recordings:
+        # Clearance may depend on the call's queue: ask per call only when allowed at all.
+        own = denial
+        if own is None and role != Role.CLIENT_ADMIN and role != Role.CLIENT_VIEWER:
+            own = playback_denial(request.user, role, tenant, rec.call_id)  # type: ignore[arg-type]
+        items.append({"rec": rec, "denial": own, "masked": rec.masked_offsets()})
+    return render(
+        request,
+        "recordings/list.html",
+        {
+            "client": tenant,
+            "site": site,
+            "items": items,
+            "call_id": call_id,
+            "denial": denial,
+            "allowed": [role_label(r) for r in allowed_roles(tenant)],
+            "limit": LIST_LIMIT,
+        },
+    )
+
+
+# -- streaming ------------------------------------------------------------------------------
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+    """The one byte range asked for: ``(first, last)``; None to send the whole file (no or
+    an unusable header: RFC 9110 lets a server ignore it); False when unsatisfiable."""
+    match = _RANGE.fullmatch(header.strip()) if header else None
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            return False
+        return max(0, size - n), size - 1
+    start = int(first)
+    if start >= size:
+        return False
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def _file_chunks(path: Any, start: int, length: int) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        left = length
+        while left > 0:
+            chunk = fh.read(min(CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+
+
+def _denied(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "recordings/denied.html", {"message": message}, status=403)
+
+
+def _play(request: HttpRequest, tenant: Client, role: str, *, site: str) -> HttpResponse:
+    try:
+        pk = int(request.GET["play"])
+    except ValueError:
+        raise Http404 from None
+    with schema_context(tenant.schema_name):
+        try:
+            recording = Recording.objects.get(pk=pk)
+        except Recording.DoesNotExist:
+            raise Http404 from None
+    denial = playback_denial(request.user, role, tenant, recording.call_id)  # type: ignore[arg-type]
+    if denial is not None:
+        audit.record(
+            "recording.play_refused",
+            request=request,
+            tenant=tenant,
+            obj=recording,
+            details={"call_id": recording.call_id, "role": role, "site": site},
+        )
+        return _denied(request, denial)
+    path = stored_file(recording)
+    if not recording.playable or path is None or not path.is_file():
+        return render(
+            request,
+            "recordings/denied.html",
+            {
+                "message": _("This recording cannot be played: it is %(status)s.")
+                % {"status": recording.get_status_display()}
+            },
+            status=404 if recording.status != Recording.Status.STORED else 410,
+        )
+    size = path.stat().st_size
+    wanted = parse_range(request.headers.get("Range", ""), size)
+    if wanted is False:
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    download = request.GET.get("download") == "1"
+    kind = RecordingAccess.Kind.DOWNLOAD if download else RecordingAccess.Kind.PLAY
+    first, last = wanted if wanted else (0, size - 1)
+    _record_access(request, tenant, recording, role, site, kind, wanted, first)
+    length = max(0, last - first + 1)
+    response = StreamingHttpResponse(
+        _file_chunks(path, first, length),
+        status=206 if wanted else 200,
+        content_type="audio/wav",
+    )
+    response["Content-Length"] = str(length)
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, no-store"
+    if wanted:
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+    filename = f"call-{re.sub(r'[^A-Za-z0-9_.-]+', '_', recording.call_id)}.wav"
+    disposition = "attachment" if download else "inline"
+    response["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    return response
+
+
+def _record_access(
+    request: HttpRequest,
+    tenant: Client,
+    recording: Recording,
+    role: str,
+    site: str,
+    kind: str,
+    wanted: tuple[int, int] | None | bool,
+    first: int,
+) -> None:
+    """One access row and one audit event per playback.
+
+    A player fetches a file in several Range requests; a request from the start (or without a
+    Range) begins a playback, a later part continues one begun within ``PLAYBACK_SESSION`` by
+    the same user. A request for a later part with no playback begun counts as one, so no
+    part of a recording is ever fetched unaudited.
+    """
+    user = request.user
+    byte_range = f"{wanted[0]}-{wanted[1]}" if isinstance(wanted, tuple) else ""
+    with schema_context(tenant.schema_name), transaction.atomic():
+        if kind == RecordingAccess.Kind.PLAY and first > 0:
+            recent = RecordingAccess.objects.filter(
+                recording=recording,
+                user_id=user.pk,
+                kind=kind,
+                at__gte=timezone.now() - PLAYBACK_SESSION,
+            ).exists()
+            if recent:
+                return
+        access = RecordingAccess.objects.create(
+            recording=recording,
+            kind=kind,
+            user_id=user.pk,
+            user_email=getattr(user, "email", ""),
+            role=role,
+            site=site,
+            ip_address=audit.client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+            byte_range=byte_range,
+        )
+        audit.record(
+            "recording.downloaded" if kind == RecordingAccess.Kind.DOWNLOAD else "recording.played",
+            request=request,
+            tenant=tenant,
+            obj=recording,
+            details={
+                "call_id": recording.call_id,
+                "access_id": access.pk,
+                "role": role,
+                "site": site,
+                "range": byte_range,
+            },
+        )
+
+
+# -- mask API (provider host) -----------------------------------------------------------------
+
+
+def _json(status: int, **body: Any) -> JsonResponse:
+    return JsonResponse(body, status=status)
+
+
+def _find_recording_tenant(call_id: str, tenants: list[Client]) -> tuple[Client, Recording] | None:
+    """The client whose schema holds a recording of ``call_id`` (the live one first)."""
+    found: tuple[Client, Recording] | None = None
+    for tenant in tenants:
+        with schema_context(tenant.schema_name):
+            rec = (
+                Recording.objects.filter(call_id=call_id)
+                .exclude(status=Recording.Status.PURGED)
+                .order_by("-started_ms", "-id")
+                .first()
+            )
+        if rec is None:
+            continue
+        if rec.status == Recording.Status.RECORDING:
+            return tenant, rec
+        found = found or (tenant, rec)
+    return found
+
+
+def _prepare_mask(request: HttpRequest, user: Any, call_id: str, command: str) -> dict[str, Any]:
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or not tenant.is_provider:
+        raise Http404
+    role = provider_role(user)
+    if role not in MASKERS:
+        raise Http404
+    agent = agent_of(user)
+    if role == Role.AGENT and agent is None:
+        return {"error": _json(403, ok=False, message=_("You have no agent record."))}
+    tenants = list(Client.objects.exclude(schema_name="public").order_by("schema_name"))
+    if role == Role.AGENT:
+        tenants = [t for t in tenants if certified(user, t)]
+    found = _find_recording_tenant(call_id, tenants)
+    if found is None:
+        return {
+            "error": _json(
+                404,
+                ok=False,
+                message=_("No recording of call %(call)s is known.") % {"call": call_id},
+            )
+        }
+    client, recording = found
+    if recording.status != Recording.Status.RECORDING:
+        return {
+            "error": _json(
+                409,
+                ok=False,
+                message=_("The recording of call %(call)s has ended; nothing to %(command)s.")
+                % {"call": call_id, "command": command},
+            )
+        }
+    return {"client": client, "role": role, "agent_id": agent.agent_id if agent else None}
+
+
+def _finish_mask(
+    request: HttpRequest,
+    user: Any,
+    client: Client,
+    call_id: str,
+    command: str,
+    agent_id: str | None,
+    outcome: str,
+    message: str,
+    at_ms: int,
+) -> None:
+    details = {
+        "call_id": call_id,
+        "command": command,
+        "agent_id": agent_id,
+        "outcome": outcome,
+        "message": message[:300],
+        "at_ms": at_ms,
+    }
+    with transaction.atomic():
+        recording = None
+        if outcome == "ok":
+            recording = do_mark_masked(client.schema_name, call_id, command == "mask", at_ms)
+        action = f"recording.{command}ed" if outcome == "ok" else f"recording.{command}_failed"
+        audit.record(
+            action, actor=user, request=request, tenant=client, obj=recording, details=details
+        )
+
+
+async def _mask_command(request: HttpRequest, call_id: str, command: str) -> HttpResponse:
+    user = await request.auser()
+    if not user.is_authenticated:
+        return _json(401, ok=False, message=_("Sign in first."))
+    call_id = call_id[:64]
+    try:
+        prep = await sync_to_async(_prepare_mask)(request, user, call_id, command)
+    except Http404:
+        return _json(404, ok=False, message=_("Not found."))
+    if "error" in prep:
+        return prep["error"]
+    client, agent_id = prep["client"], prep["agent_id"]
+    try:
+        reply = await switchboard.send_command(command, call_id, agent_id)
+    except switchboard.SwitchboardTimeout:
+        message = _(
+            "The switchboard did not answer within %(seconds)s s; the recording may not be "
+            "%(state)s. Try again, or tell your supervisor."
+        ) % {
+            "seconds": f"{switchboard.REPLY_TIMEOUT_S:g}",
+            "state": _("masked") if command == "mask" else _("unmasked"),
+        }
+        await sync_to_async(_finish_mask)(
+            request,
+            user,
+            client,
+            call_id,
+            command,
+            agent_id,
+            "timeout",
+            "",
+            int(time.time() * 1000),
+        )
+        return _json(504, ok=False, call_id=call_id, message=message)
+    except switchboard.SwitchboardUnavailable:
+        return _json(503, ok=False, call_id=call_id, message=_("The switchboard is unreachable."))
+    at_ms = int(time.time() * 1000)
+    if not reply.ok:
+        await sync_to_async(_finish_mask)(
+            request, user, client, call_id, command, agent_id, "refused", reply.message, at_ms
+        )
+        return _json(
+            409,
+            ok=False,
+            call_id=call_id,
+            message=_("The switchboard refused: %(reason)s") % {"reason": reply.message},
+        )
+    await sync_to_async(_finish_mask)(
+        request, user, client, call_id, command, agent_id, "ok", reply.message, at_ms
+    )
+    return _json(
+        200,
+        ok=True,
+        call_id=call_id,
+        masked=command == "mask",
+        at_ms=at_ms,
+        message=reply.message
+        or (_("Recording paused.") if command == "mask" else _("Recording resumed.")),
+    )
+
+
+@require_POST
+async def api_mask(request: HttpRequest, call_id: str) -> HttpResponse:
+    """POST: pause the call's recording while a secret is spoken (JSON answer)."""
+    return await _mask_command(request, call_id, "mask")
+
+
+@require_POST
+async def api_unmask(request: HttpRequest, call_id: str) -> HttpResponse:
+    """POST: resume the call's recording (JSON answer)."""
+    return await _mask_command(request, call_id, "unmask")
