@@ -40,10 +40,13 @@ import time
 import tracemalloc
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from routing.engine import estimator_state  # noqa: E402
 from routing.engine.model import (  # noqa: E402
     AgentBreak,
     AgentLogin,
@@ -276,6 +279,54 @@ def build(seed: int, timed: bool) -> Driver:
     return driver
 
 
+def snapshot_costs(engine: Engine, rounds: int = 2) -> None:
+    """Snapshot and restore of the final state, the old way and the new ways, interleaved.
+
+    "before" is the path as it was until 2026-11: ``json.dumps(snapshot())`` built with the
+    collector running (thresholds 700/10/10, as after the run) and the estimators encoded by
+    the plain recursive walker (kept as ``estimator_state._enc_reference``); restore is
+    ``json.loads`` then the restore body, collector running (its decoder is today's). "after":
+    the same ``json.dumps(engine.snapshot())`` call today (collector paused, exact-type
+    encoder), ``snapshot_json`` / ``restore_json`` (compact) and ``snapshot_bytes`` /
+    ``restore_bytes`` (plain-data pickle). All carry the same data (checked)."""
+
+    def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        out = fn()
+        return out, time.perf_counter() - t0, time.thread_time() - c0
+
+    def before_write() -> str:
+        fast = estimator_state._enc
+        estimator_state._enc = estimator_state._enc_reference
+        try:
+            return json.dumps(engine._snapshot())
+        finally:
+            estimator_state._enc = fast
+
+    ways: list[tuple[str, Callable[[], Any], Callable[[Any], Engine]]] = [
+        ("before: json.dumps(snapshot())", before_write, lambda t: Engine._restore(json.loads(t))),
+        (
+            "after:  json.dumps(snapshot())",
+            lambda: json.dumps(engine.snapshot()),
+            Engine.restore_json,
+        ),
+        ("after:  snapshot_json()", engine.snapshot_json, Engine.restore_json),
+        ("after:  snapshot_bytes()", engine.snapshot_bytes, Engine.restore_bytes),
+    ]
+    reference = json.loads(before_write())
+    for round_ in range(rounds):
+        for label, write, read in ways:
+            data, write_s, write_cpu = timed(write)
+            restored, read_s, read_cpu = timed(lambda data=data, read=read: read(data))
+            same = round_ > 0 or json.loads(restored.snapshot_json()) == reference
+            print(
+                f"snapshot {label:32s} {len(data) / 1e6:5.1f} MB written in {write_s:.2f} s "
+                f"(CPU {write_cpu:.2f} s), restored in {read_s:.2f} s (CPU {read_cpu:.2f} s)"
+                f"{'' if same else '  DIFFERENT STATE'}"
+            )
+            del data, restored
+
+
 def percentile(sorted_ns: list[int], p: float) -> float:
     return sorted_ns[min(len(sorted_ns) - 1, int(p * len(sorted_ns)))] / 1000.0
 
@@ -368,14 +419,7 @@ def main() -> None:
     print("outcomes (whole run):", engine.outcomes)
     print("skipped inputs:", engine.stats)
 
-    t0 = time.perf_counter()
-    snap = json.dumps(engine.snapshot())
-    snap_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    Engine.restore(json.loads(snap))
-    restore_s = time.perf_counter() - t0
-    print(f"snapshot: {len(snap) / 1e6:.1f} MB JSON in {snap_s:.2f} s; restore {restore_s:.2f} s")
-    del snap
+    snapshot_costs(engine)
 
     tracemalloc.start()
     driver = build(args.seed, timed=False)

@@ -1534,10 +1534,17 @@ class Engine:
             )
 
     def snapshot_bytes(self) -> bytes:
-        """``snapshot()`` pickled (protocol 5): about half the size of the JSON and faster to
-        write and read. Holds only dicts, lists, strings, numbers, booleans and None."""
+        """``snapshot()`` pickled (protocol 5): smaller than the JSON and several times faster
+        to write. Holds only dicts, lists, strings, numbers, booleans and None."""
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=5)
+        # No memo: the snapshot is a tree of fresh plain data (no object is reached twice on
+        # purpose, none refers to itself), and memoising ~1 million containers cost more than
+        # half of the pickling. Repeated keys then cost bytes, not time.
+        pickler.fast = True
         with _gc_paused():
-            return pickle.dumps(self._snapshot(), protocol=5)
+            pickler.dump(self._snapshot())
+        return buffer.getvalue()
 
     @classmethod
     def restore_json(cls, text: str | bytes) -> Self:
