@@ -469,6 +469,7 @@ CONFIG_MODELS = (
     "portal.IvrMenu",
     "portal.IvrOption",
     "tenants.Client",
+    "tenants.Membership",  # an agent's provider role
 )
 for _label in CONFIG_MODELS:
     models.signals.post_save.connect(

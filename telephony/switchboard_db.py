@@ -11,9 +11,11 @@ a number whose override names no menu or queue of its client loses the override;
 rule naming another client's queue is dropped. Every such repair is logged at WARNING.
 
 ``config_version()`` is cheap (one query) and changes whenever anything ``load_directory``
-reads changes: a counter bumped by signals on every save/delete of these models, the clients'
-``updated_at`` (status, time zone, language), and each client's current UTC offset (daylight
-saving moves ``TenantConfig.utc_offset_s``). Poll it; reload when it differs.
+reads changes: a counter bumped by signals on every save/delete of these models (and of
+memberships), the clients' ``updated_at`` (status, time zone, language), each client's current
+UTC offset (daylight saving moves ``TenantConfig.utc_offset_s``) and the set of agents whose
+user account is switched off. Poll it; reload when it differs. Read the version *before*
+loading the directory, so a change made in between is seen at the next poll.
 
 Both are synchronous ORM code: from async code call them through ``sync_to_async``.
 """
@@ -47,7 +49,7 @@ from telephony.models import (
     CallPolicy,
     Number,
 )
-from tenants.models import Client
+from tenants.models import Client, Role
 
 log = logging.getLogger("telephony.switchboard_db")
 
@@ -67,13 +69,17 @@ def config_version() -> str:
         cursor.execute(
             "SELECT (SELECT value FROM public.telephony_callconfigversion WHERE id = 1),"
             " (SELECT max(updated_at) FROM public.tenants_client),"
-            " (SELECT array_agg(DISTINCT time_zone ORDER BY time_zone) FROM public.tenants_client)"
+            " (SELECT array_agg(DISTINCT time_zone ORDER BY time_zone) FROM public.tenants_client),"
+            # Agents whose user account is switched off (done with a bulk update, no signal).
+            " (SELECT md5(coalesce(string_agg(a.id::text, ',' ORDER BY a.id), ''))"
+            "    FROM public.routing_agent a JOIN public.tenants_user u ON u.id = a.user_id"
+            "   WHERE NOT u.is_active)"
         )
-        counter, clients_changed, zones = cursor.fetchone()
+        counter, clients_changed, zones, inactive_agents = cursor.fetchone()
     now = datetime.now(UTC)
     offsets = ",".join(f"{int(utc_offset_s(z, now))}" for z in zones or () if _known_zone(z))
     changed = clients_changed.isoformat() if clients_changed else "-"
-    return f"{counter or 0}|{changed}|{offsets}"
+    return f"{counter or 0}|{changed}|{offsets}|{inactive_agents[:12]}"
 
 
 def _known_zone(name: str) -> bool:
@@ -253,7 +259,13 @@ def load_directory(now: datetime | None = None) -> Directory:
     ):
         certs[agent_pk][schema] = {str(k): int(v) for k, v in (skills or {}).items()}
     agents: dict[str, AgentSeat] = {}
-    for agent in Agent.objects.filter(active=True, user__is_active=True).order_by("agent_id"):
+    seated = Agent.objects.filter(
+        active=True,
+        user__is_active=True,
+        user__memberships__tenant__isnull=True,
+        user__memberships__role=Role.AGENT,
+    )
+    for agent in seated.order_by("agent_id"):
         try:
             agents[agent.agent_id] = agent.seat(certs.get(agent.pk, {}))
         except (ValueError, TypeError) as exc:

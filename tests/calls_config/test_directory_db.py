@@ -237,3 +237,18 @@ def test_weekly_hours_text_round_trips():  # type: ignore[no-untyped-def]
     assert format_weekly(parse_weekly("Mon 09:00-18:00\nWed 09:00-18:00", "f")) == (
         "Mon 09:00-18:00\nWed 09:00-18:00"
     )
+
+
+def test_an_agent_whose_account_or_role_goes_leaves_the_directory(calls, cast):  # type: ignore[no-untyped-def]
+    from tenants import actions
+    from tenants.models import Membership
+
+    a1, a2 = calls["agents"]
+    before = config_version()
+    actions.do_set_user_active(a1.user, False, actor=cast.provider_admin)  # a bulk update
+    after = config_version()
+    assert after != before
+    assert "a1" not in load_directory().agents
+    Membership.objects.filter(user=a2.user).delete()
+    assert config_version() != after
+    assert "a2" not in load_directory().agents
