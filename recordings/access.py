@@ -71,6 +71,40 @@ def required_clearance(tenant: Client, call_id: str | None = None) -> int:
     return max((int(c) for c in queues.values_list("clearance", flat=True)), default=0)
 
 
+def clearance_denials(user: User, tenant: Client, call_ids: list[str]) -> dict[str, str]:
+    """For provider staff already allowed by role: the calls whose clearance they lack, with
+    the reason (few queries, whatever the number of calls)."""
+    from django_tenants.utils import schema_context
+
+    from calls.models import Call
+    from routing.models import Queue
+
+    needed_by_queue = dict(Queue.objects.filter(tenant=tenant).values_list("queue_id", "clearance"))
+    highest = max((int(c) for c in needed_by_queue.values()), default=0)
+    if highest == 0:
+        return {}
+    agent = agent_of(user)
+    held = int(agent.clearance) if agent is not None else 0
+    with schema_context(tenant.schema_name):
+        queue_of = dict(
+            Call.objects.filter(call_id__in=set(call_ids)).values_list("call_id", "queue")
+        )
+    denials = {}
+    for call_id in call_ids:
+        queue_id = queue_of.get(call_id) or ""
+        needed = int(needed_by_queue.get(queue_id, highest)) if queue_id else highest
+        if held < needed:
+            denials[call_id] = _clearance_message(tenant, needed, held)
+    return denials
+
+
+def _clearance_message(tenant: Client, needed: int, held: int) -> str:
+    return _(
+        "Recordings of %(client)s's calls need clearance %(needed)s; you hold "
+        "%(held)s. Clearance is set on an agent record in the provider console."
+    ) % {"client": tenant.name, "needed": needed, "held": held}
+
+
 def role_label(role: str) -> str:
     try:
         return str(Role(role).label)
@@ -98,10 +132,7 @@ def playback_denial(
             agent = agent_of(user)
             held = int(agent.clearance) if agent is not None else 0
             if held < needed:
-                return _(
-                    "Recordings of %(client)s's calls need clearance %(needed)s; you hold "
-                    "%(held)s. Clearance is set on an agent record in the provider console."
-                ) % {"client": tenant.name, "needed": needed, "held": held}
+                return _clearance_message(tenant, needed, held)
     return None
 
 

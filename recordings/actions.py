@@ -179,12 +179,13 @@ class ImportReport:
     stored: int = 0
     waiting: int = 0
     missing: int = 0
+    adopted: int = 0
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"{self.tenant}: {self.stored} stored, {self.waiting} waiting, "
-            f"{self.missing} missing, {len(self.errors)} errors"
+            f"{self.missing} missing, {self.adopted} adopted, {len(self.errors)} errors"
         )
 
 
@@ -261,6 +262,7 @@ def do_import_recordings(
     report = ImportReport(tenant.schema_name)
     missing_before_ms = int((now_s - missing_after_hours * 3600) * 1000)
     with schema_context(tenant.schema_name):
+        report.adopted = _adopt_orphans(tenant, source_dir, now_s, settle_s)
         candidates = list(
             Recording.objects.filter(
                 status__in=[Recording.Status.RECORDING, Recording.Status.MISSING]
@@ -300,6 +302,45 @@ def do_import_recordings(
                 continue
             report.stored += 1
     return report
+
+
+def _adopt_orphans(tenant: Client, source_dir: Path, now_s: float, settle_s: float) -> int:
+    """Register the client's files on the node that no recording row names.
+
+    The switchboard reports each recording it starts; should that report be lost (its sink
+    down at the time), the file on the node still names its client and call
+    (``<tenant>/<yyyy>/<mm>/<dd>/<call_id>.wav``), so it is registered here rather than left
+    behind. Its start is the call's, or else the file's time less its length.
+    """
+    from calls.models import Call
+
+    folder = source_dir / tenant.schema_name
+    if not folder.is_dir():
+        return 0
+    adopted = 0
+    for file in sorted(folder.glob("*/*/*/*.wav")):
+        rel = file.relative_to(source_dir)
+        path = f"{SWITCH_RECORDINGS_DIR}/{rel.as_posix()}"
+        call_id = file.stem
+        if Recording.objects.filter(path=path).exists() or len(call_id) > 64:
+            continue
+        try:
+            mtime = file.stat().st_mtime
+        except OSError:
+            continue
+        if now_s - mtime < settle_s:
+            continue  # still being written, perhaps before its report arrives
+        started_ms = (
+            Call.objects.filter(call_id=call_id).values_list("started_ms", flat=True).first()
+        )
+        if started_ms is None:
+            started_ms = int(mtime * 1000) - (_wav_duration_ms(file) or 0)
+        do_register_recording(
+            tenant.schema_name, {"call_id": call_id, "path": path, "started_ms": started_ms}
+        )
+        log.warning("recording %s had no report from the switchboard; adopted", path)
+        adopted += 1
+    return adopted
 
 
 def _mark_missing(tenant: Client, recording: Recording, source: Path, hours: float) -> None:

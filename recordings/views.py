@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import (
@@ -25,7 +26,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -38,6 +39,7 @@ from recordings.access import (
     agent_of,
     allowed_roles,
     certified,
+    clearance_denials,
     console_clients,
     playback_denial,
     role_label,
@@ -46,12 +48,17 @@ from recordings.actions import do_mark_masked, stored_file
 from recordings.models import Recording, RecordingAccess
 from tenants import audit
 from tenants.access import access_client_site, access_provider, provider_role
-from tenants.models import Client, Role
+from tenants.models import PROVIDER_ROLES, Client, Role
 
 log = logging.getLogger(__name__)
 
 #: Recordings a list page shows (the latest first).
 LIST_LIMIT = 200
+#: Accesses listed under a call's recordings, and who sees that list.
+ACCESS_LIMIT = 50
+ACCESS_READERS = (Role.CLIENT_ADMIN, Role.PROVIDER_ADMIN, Role.SUPERVISOR)
+#: Who may put a recording under legal hold (or lift it).
+HOLDERS = (Role.CLIENT_ADMIN, Role.PROVIDER_ADMIN)
 #: Range requests continuing a playback within this long are one playback (one audit row).
 PLAYBACK_SESSION = timedelta(minutes=10)
 CHUNK = 64 * 1024
@@ -86,20 +93,32 @@ def console_recordings(request: HttpRequest, client_id: int) -> HttpResponse:
 def _recordings(request: HttpRequest, tenant: Client, role: str, *, site: str) -> HttpResponse:
     if "play" in request.GET:
         return _play(request, tenant, role, site=site)
+    if request.method == "POST":
+        return _set_legal_hold(request, tenant, role, site=site)
     call_id = request.GET.get("call", "").strip()[:64]
     with schema_context(tenant.schema_name):
         rows = Recording.objects.all()
         if call_id:
             rows = rows.filter(call_id=call_id)
         recordings = list(rows[:LIST_LIMIT])
+        accesses = (
+            list(
+                RecordingAccess.objects.filter(recording__in=recordings).order_by("-at", "-id")[
+                    :ACCESS_LIMIT
+                ]
+            )
+            if call_id and role in ACCESS_READERS
+            else []
+        )
     denial = playback_denial(request.user, role, tenant)  # type: ignore[arg-type]
-    items = []
-    for rec in recordings:
-        # Clearance may depend on the call's queue: ask per call only when allowed at all.
-        own = denial
-        if own is None and role != Role.CLIENT_ADMIN and role != Role.CLIENT_VIEWER:
-            own = playback_denial(request.user, role, tenant, rec.call_id)  # type: ignore[arg-type]
-        items.append({"rec": rec, "denial": own, "masked": rec.masked_offsets()})
+    per_call: dict[str, str] = {}
+    if denial is None and role in PROVIDER_ROLES:
+        per_call = clearance_denials(
+            request.user,  # type: ignore[arg-type]
+            tenant,
+            [r.call_id for r in recordings],
+        )
+    items = [{"rec": rec, "denial": denial or per_call.get(rec.call_id)} for rec in recordings]
     return render(
         request,
         "recordings/list.html",
@@ -111,8 +130,45 @@ def _recordings(request: HttpRequest, tenant: Client, role: str, *, site: str) -
             "denial": denial,
             "allowed": [role_label(r) for r in allowed_roles(tenant)],
             "limit": LIST_LIMIT,
+            "accesses": accesses,
+            "can_hold": role in HOLDERS,
         },
     )
+
+
+def _set_legal_hold(request: HttpRequest, tenant: Client, role: str, *, site: str) -> HttpResponse:
+    """POST ``recording=<id>&legal_hold=1|0``: keep a recording past its retention, or not."""
+    if role not in HOLDERS:
+        raise Http404
+    try:
+        pk = int(request.POST.get("recording", ""))
+    except ValueError:
+        raise Http404 from None
+    hold = request.POST.get("legal_hold") == "1"
+    with schema_context(tenant.schema_name), transaction.atomic():
+        try:
+            recording = Recording.objects.select_for_update().get(pk=pk)
+        except Recording.DoesNotExist:
+            raise Http404 from None
+        if recording.legal_hold != hold:
+            recording.legal_hold = hold
+            recording.save(update_fields=["legal_hold", "updated_at"])
+            audit.record(
+                "recording.legal_hold_set" if hold else "recording.legal_hold_cleared",
+                request=request,
+                tenant=tenant,
+                obj=recording,
+                details={"call_id": recording.call_id, "role": role, "site": site},
+            )
+    messages.success(
+        request,
+        _("Recording of call %(call)s is under legal hold: it will not be deleted.")
+        % {"call": recording.call_id}
+        if hold
+        else _("Legal hold lifted: the recording of call %(call)s follows its retention again.")
+        % {"call": recording.call_id},
+    )
+    return redirect(f"{request.path}?call={recording.call_id}")
 
 
 # -- streaming ------------------------------------------------------------------------------

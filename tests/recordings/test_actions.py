@@ -219,3 +219,27 @@ def test_commands_import_and_purge(cast, policy, store, node_dir, capsys):  # ty
     assert "alpha: 1 purged" in capsys.readouterr().out
     with schema_context("alpha"):
         assert Recording.objects.get(call_id="m-1").status == Recording.Status.PURGED
+
+
+def test_a_file_without_a_report_is_adopted_and_stored(cast, policy, store, node_dir):  # type: ignore[no-untyped-def]
+    _call("lost-1", T0_MS + 1000)
+    source, data = _node_file(node_dir, "lost-1")
+    old = time.time() - 60
+    os.utime(source, (old, old))
+    # A file of another client in alpha's run is none of alpha's business.
+    other = node_dir / "beta/2026/11/18/b-1.wav"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(data)
+    report = do_import_recordings(cast.a, node_dir, settle_s=5)
+    assert (report.adopted, report.stored) == (1, 1)
+    with schema_context("alpha"):
+        rec = Recording.objects.get(call_id="lost-1")
+        assert not Recording.objects.filter(call_id="b-1").exists()
+    assert rec.path == switch_path("alpha", "lost-1")
+    assert rec.started_ms == T0_MS and rec.status == Recording.Status.STORED
+    assert stored_file(rec).read_bytes() == data
+    assert other.exists()
+    # A file still being written is left for the next run.
+    fresh, _data = _node_file(node_dir, "lost-2")
+    report = do_import_recordings(cast.a, node_dir, settle_s=5)
+    assert report.adopted == 0 and fresh.exists()

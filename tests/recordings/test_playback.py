@@ -198,3 +198,55 @@ def test_a_purged_recording_is_not_played(cast, stored_recording):  # type: igno
     response = site(A_HOST, cast.a_admin).get(f"/recordings/?play={stored_recording.pk}")
     assert response.status_code == 404
     assert _accesses(stored_recording) == []
+
+
+def test_legal_hold_is_set_by_admins_and_audited(cast, stored_recording):  # type: ignore[no-untyped-def]
+    from recordings.models import Recording
+
+    admin = site(A_HOST, cast.a_admin)
+    response = admin.post("/recordings/", {"recording": stored_recording.pk, "legal_hold": "1"})
+    assert response.status_code == 302
+    with schema_context("alpha"):
+        assert Recording.objects.get(pk=stored_recording.pk).legal_hold
+    event = AuditEvent.objects.get(action="recording.legal_hold_set")
+    assert event.actor_id == cast.a_admin.pk and event.tenant_id == cast.a.pk
+    # A viewer may not; nor may a supervisor on the console.
+    viewer = site(A_HOST, cast.a_viewer)
+    assert viewer.post("/recordings/", {"recording": stored_recording.pk}).status_code == 404
+    console = site(PROVIDER_HOST, cast.supervisor)
+    url = f"/recordings/clients/{cast.a.pk}/"
+    assert console.post(url, {"recording": stored_recording.pk}).status_code == 404
+    # The provider admin lifts it.
+    response = site(PROVIDER_HOST, cast.provider_admin).post(
+        url, {"recording": stored_recording.pk, "legal_hold": "0"}
+    )
+    assert response.status_code == 302
+    with schema_context("alpha"):
+        assert not Recording.objects.get(pk=stored_recording.pk).legal_hold
+    assert AuditEvent.objects.filter(action="recording.legal_hold_cleared").count() == 1
+
+
+def test_the_call_page_lists_who_listened(cast, stored_recording):  # type: ignore[no-untyped-def]
+    admin = site(A_HOST, cast.a_admin)
+    _body(admin.get(f"/recordings/?play={stored_recording.pk}"))
+    page = admin.get("/recordings/?call=c-1")
+    assert b"Who listened" in page.content and b"admin@alpha.test" in page.content
+    # Viewers see recordings' list, not who listened.
+    assert b"Who listened" not in site(A_HOST, cast.a_viewer).get("/recordings/?call=c-1").content
+
+
+def test_the_list_checks_clearance_in_few_queries(
+    cast, stored_recording, cleared, django_assert_max_num_queries
+):  # type: ignore[no-untyped-def]
+    from recordings.actions import do_register_recording
+    from tests.recordings.conftest import T0_MS, switch_path
+
+    for n in range(30):
+        do_register_recording(
+            "alpha",
+            {"call_id": f"x-{n}", "path": switch_path("alpha", f"x-{n}"), "started_ms": T0_MS},
+        )
+    sup = site(PROVIDER_HOST, cast.supervisor)
+    with django_assert_max_num_queries(25):
+        page = sup.get(f"/recordings/clients/{cast.a.pk}/")
+    assert page.status_code == 200 and b"clearance 2" in page.content
