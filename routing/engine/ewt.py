@@ -701,6 +701,8 @@ class _DecayedLeastSquares:
         return total
 
     def update(self, x: list[float], y: float) -> None:
+        if not math.isfinite(y + sum(x)):
+            return  # one bad observation would poison the statistics for good
         w = self._weight = self._weight / self.forget
         xtx = self.xtx
         for i, xi in enumerate(x):
