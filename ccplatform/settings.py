@@ -93,6 +93,7 @@ SHARED_APPS = [
     "telephony",
     "routing",
     "billing",
+    "agentdesk",  # the agents' realtime console (no models of its own)
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -100,6 +101,7 @@ TENANT_APPS = [
     "cdrs",
     "calls",
     "recordings",  # call recordings: metadata, store, playback audit
+    "dispositions",  # agents' wrap-up codes and notes
 ]
 INSTALLED_APPS = SHARED_APPS + [app for app in TENANT_APPS if app not in SHARED_APPS]
 

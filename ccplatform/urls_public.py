@@ -24,6 +24,7 @@ urlpatterns = [
     path("calls/", include("telephony.config_urls")),
     path("wallboard/", include("routing.live_urls")),
     path("", include("recordings.urls_public")),  # recordings/, api/calls/<id>/recording/
+    path("agent/", include("agentdesk.urls")),
     # Second factor: provider staff only (they see every client's data).
     path("account/two-factor/", views.totp_setup, name="totp_setup"),
     path("account/two-factor/disable/", views.totp_disable, name="totp_disable"),

@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.urls import path
 
+from agentdesk.consumers import AgentConsumer
 from routing.consumers import LiveConsumer
 
 
@@ -69,4 +70,5 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
 websocket_urlpatterns = [
     path("ws/ping/", PingConsumer.as_asgi()),
     path("ws/live/", LiveConsumer.as_asgi()),  # the provider's wallboard
+    path("ws/agent/", AgentConsumer.as_asgi()),  # the agents' console (agentdesk)
 ]
