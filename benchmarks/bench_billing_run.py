@@ -18,14 +18,19 @@ tenant's calls, then the rest, so the invoice run is measured at two ledger size
 Measured:
 
 1. ``do_record_segments`` (rate + idempotency check + ledger insert) on a ``--record-segments``
-   slice of a different month, segments/s and queries per 1,000-segment batch; baseline: the
-   pure core ``rate_segment`` over the same segments.
+   slice of a different month, segments/s and queries per batch, with both writers in the same
+   run on tenants of their own: ``orm`` (the earlier ``bulk_create`` path, "before") and
+   ``copy`` (COPY into a staging table + ``INSERT ... SELECT``, "after"); baseline: the pure
+   core ``rate_segment`` over the same segments.
 2. ``do_run_period`` (re-rate check + ``compute_invoice`` + draft write for every tenant) at both
    ledger sizes, each in a fresh child process so its peak RSS (``getrusage``) is its own:
    wall time, ledger rows/s, SQL queries per tenant; then, for a few sample tenants, the
    tracemalloc peak of ``do_prepare_invoice`` and of its parts, against the baselines "load all
    the tenant's ledger rows into Python and sum" and the pure core ``rate_period`` over the same
    segments already in memory.
+3. One tenant's invoice by its own ledger size (``--memory-rows``, default 10,000 and 50,000
+   rows, extra tenants loaded with COPY), in a child process: tracemalloc peak of
+   ``compute_invoice`` and ``do_prepare_invoice`` against "load all the rows and sum".
 """
 
 from __future__ import annotations
@@ -148,8 +153,11 @@ COPY_SQL = (
 )
 
 
-def copy_ledger(url: str, books: dict, templates: dict, calls_from: int, calls_to: int) -> int:
-    """COPY calls [calls_from, calls_to) of every tenant into March's ledger; rows written."""
+def copy_ledger(
+    url: str, books: dict, templates: dict, calls_from: int, calls_to: int, tenant_offset: int = 0
+) -> int:
+    """COPY calls [calls_from, calls_to) of every tenant into March's ledger; rows written.
+    (``tenant_offset`` keeps the legs of extra tenants apart from the main run's.)"""
     import psycopg
 
     version_id = books["version_id"]
@@ -159,7 +167,7 @@ def copy_ledger(url: str, books: dict, templates: dict, calls_from: int, calls_t
     now = datetime.now(UTC).isoformat()
     rows = 0
     with psycopg.connect(url) as conn, conn.cursor() as cur, cur.copy(COPY_SQL) as copy:
-        for t_index, tenant_id in enumerate(books["tenant_ids"]):
+        for t_index, tenant_id in enumerate(books["tenant_ids"], start=tenant_offset):
             buf = io.StringIO()
             for n in range(calls_from, calls_to):
                 start = RUN_START_MS + n * spacing + (t_index * 997) % max(spacing, 1)
@@ -368,6 +376,96 @@ def run_child(args: argparse.Namespace, budget: int) -> dict:
     sys.exit(f"measure child failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
+# -- 3. per-tenant memory by ledger size (child process) ----------------------------------------
+def create_memory_tenants(url: str, books: dict, templates: dict, sizes: list[int]) -> list[int]:
+    """One more client per size, with ``size`` ledger rows of its own in March (COPY)."""
+    from billing.models import BillingAccount
+    from tenants.models import Client
+
+    clients = Client.objects.bulk_create(
+        Client(
+            schema_name=f"benchmem{i:02d}",
+            name=f"Bench memory client {size:,}",
+            currency="UAH",
+            time_zone=TZ,
+            status="active",
+        )
+        for i, size in enumerate(sizes)
+    )
+    BillingAccount.objects.bulk_create(
+        BillingAccount(tenant=c, plan=books["plan"], seats=10) for c in clients
+    )
+    ids = [c.pk for c in clients]
+    for tenant_id, size in zip(ids, sizes, strict=True):
+        calls = max(1, size // SEGMENTS_PER_CALL)
+        one = {**books, "tenant_ids": [tenant_id], "calls_per_tenant": calls}
+        copy_ledger(url, one, templates, 0, calls, tenant_offset=10_000 + tenant_id)
+    return ids
+
+
+def measure_memory(tenant_ids: list[int]) -> list[dict]:  # type: ignore[type-arg]
+    from billing.actions import compute_invoice, do_prepare_invoice
+    from billing.models import LedgerEntry
+    from tenants.models import Client
+
+    out = []
+    for tenant in Client.objects.filter(pk__in=tenant_ids).order_by("pk"):
+        rows = LedgerEntry.objects.filter(tenant=tenant, period_start=RUN_PERIOD).count()
+        compute_invoice(tenant, RUN_PERIOD)  # warm-up (plan book, caches)
+        figures: dict = {"rows": rows}  # type: ignore[type-arg]
+        for name, fn in (
+            ("compute", lambda t=tenant: compute_invoice(t, RUN_PERIOD)),
+            ("prepare", lambda t=tenant: do_prepare_invoice(t, RUN_PERIOD)),
+            (
+                "naive",
+                lambda t=tenant: sum(
+                    e.amount
+                    for e in list(LedgerEntry.objects.filter(tenant=t, period_start=RUN_PERIOD))
+                ),
+            ),
+        ):
+            tracemalloc.start()
+            t0 = time.perf_counter()
+            fn()
+            figures[f"{name}_s"] = time.perf_counter() - t0
+            figures[f"{name}_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+        figures["rss_mb"] = rss_mb()
+        out.append(figures)
+    return out
+
+
+def run_memory_child(tenant_ids: list[int], budget: int) -> list[dict]:  # type: ignore[type-arg]
+    cmd = [sys.executable, __file__, "--phase", "memory", "--time-limit", str(max(budget, 30))]
+    cmd += ["--memory-tenant-ids", ",".join(map(str, tenant_ids))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 30, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    sys.exit(f"memory child failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def print_memory(figures: list[dict]) -> None:  # type: ignore[type-arg]
+    print()
+    print("3. one tenant's invoice by its ledger size (tracemalloc peak of the call, MB; time s)")
+    print(
+        f"   {'ledger rows':>12}{'compute_invoice':>17}{'do_prepare_invoice':>20}"
+        f"{'naive load-all':>16}{'time, traced':>14}{'child RSS':>11}"
+    )
+    for f in figures:
+        print(
+            f"   {f['rows']:>12,}{f['compute_mb']:>14.2f} MB{f['prepare_mb']:>17.2f} MB"
+            f"{f['naive_mb']:>13.1f} MB{f['compute_s']:>13.2f}s{f['rss_mb']:>8.0f} MB"
+        )
+    if len(figures) >= 2 and figures[0]["rows"]:
+        a, b = figures[0], figures[-1]
+        print(
+            f"   rows x{b['rows'] / a['rows']:.0f}: compute_invoice peak "
+            f"x{b['compute_mb'] / max(a['compute_mb'], 1e-9):.1f}, naive load-all "
+            f"x{b['naive_mb'] / max(a['naive_mb'], 1e-9):.1f}"
+        )
+
+
 # -- main ----------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -378,10 +476,23 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3, help="tenants traced for memory")
     parser.add_argument("--time-limit", type=int, default=1800, help="seconds, then stop")
     parser.add_argument("--drop-at-end", action="store_true")
-    parser.add_argument("--phase", default="all", choices=["all", "measure"])
+    parser.add_argument(
+        "--memory-rows",
+        default="10000,50000",
+        help="ledger rows of the extra tenants measured alone (section 3); empty: skip",
+    )
+    parser.add_argument("--memory-tenant-ids", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", default="all", choices=["all", "measure", "memory"])
     args = parser.parse_args()
     if args.phase == "measure":
         child_measure(args)
+        return
+    if args.phase == "memory":
+        signal.alarm(args.time_limit)
+        bench_url()
+        setup_django()
+        ids = [int(i) for i in args.memory_tenant_ids.split(",")]
+        print("RESULT " + json.dumps(measure_memory(ids)), flush=True)
         return
 
     deadline = time.monotonic() + args.time_limit
@@ -435,6 +546,13 @@ def main() -> None:
         print(f"invoice run over {res['ledger_rows']:,} rows: {res['run_s']:.1f} s", flush=True)
 
     print_report(args, recs, results, load_s, loaded)
+    sizes = [int(x) for x in args.memory_rows.split(",") if x.strip()]
+    budget = int(deadline - time.monotonic())
+    if sizes and budget >= 60:
+        ids = create_memory_tenants(url, books, templates, sizes)
+        print_memory(run_memory_child(ids, int(deadline - time.monotonic())))
+    elif sizes:
+        print("time limit reached: section 3 (memory by ledger size) skipped")
     if args.drop_at_end:
         from django.db import connections
 

@@ -959,6 +959,11 @@ def _line_origins(code: str, version: RatePlanVersion) -> tuple[str, list[str]]:
     return kind, [o.value for o in Origin if (kind, o) not in version.overrides]
 
 
+#: Ledger rows fetched per round trip while pricing a period (a server-side cursor): what
+#: compute_invoice holds at a time, whatever the tenant's ledger size.
+COMPUTE_CHUNK = 2000
+
+
 def compute_invoice(tenant: Client, period_start: date) -> ComputedInvoice:
     """Price a tenant's period from its ledger with the core (read-only).
 
@@ -975,9 +980,14 @@ def compute_invoice(tenant: Client, period_start: date) -> ComputedInvoice:
     book, rows = adapters.book_for_plan(account.plan)
     period = adapters.period_for(tenant, period_start)
     version = book.version_for(period.start)
-    entries = _live_charges(tenant, period_start, late=False).order_by().iterator(chunk_size=5000)
+    ledger_rows = (
+        _live_charges(tenant, period_start, late=False)
+        .order_by()
+        .values_list(*adapters.SEGMENT_FIELDS)
+        .iterator(chunk_size=COMPUTE_CHUNK)
+    )
     result = rate_period(
-        adapters.segments_from_entries(entries, tenant.schema_name),
+        adapters.segments_from_rows(ledger_rows, tenant.schema_name),
         book,
         period,
         seats=account.seats,

@@ -169,3 +169,37 @@ def segment_from_entry(entry: LedgerEntry, tenant_id: str) -> Segment:
 def segments_from_entries(entries: Iterable[LedgerEntry], tenant_id: str) -> Iterator[Segment]:
     for entry in entries:
         yield segment_from_entry(entry, tenant_id)
+
+
+#: The ledger columns :func:`segments_from_rows` reads (``values_list`` order).
+SEGMENT_FIELDS = (
+    "call_id",
+    "leg_uuid",
+    "kind",
+    "origin",
+    "start_ms",
+    "end_ms",
+    "answered",
+    "hangup_cause",
+    "agent",
+    "queue",
+)
+
+
+def segments_from_rows(rows: Iterable[tuple], tenant_id: str) -> Iterator[Segment]:  # type: ignore[type-arg]
+    """Segments from ``values_list(*SEGMENT_FIELDS)`` rows: no model instances (a streamed
+    chunk of tuples is about a fifth of the memory of the same chunk of ``LedgerEntry``)."""
+    for call_id, leg, kind, origin, start, end, answered, cause, agent, queue in rows:
+        yield Segment(
+            tenant_id=tenant_id,
+            call_id=call_id,
+            leg_uuid=leg,
+            kind=kind,
+            origin=origin,
+            start_ms=start,
+            end_ms=end,
+            answered=answered,
+            hangup_cause=cause,
+            agent=agent or None,
+            queue=queue or None,
+        )
