@@ -243,3 +243,19 @@ def test_a_file_without_a_report_is_adopted_and_stored(cast, policy, store, node
     fresh, _data = _node_file(node_dir, "lost-2")
     report = do_import_recordings(cast.a, node_dir, settle_s=5)
     assert report.adopted == 0 and fresh.exists()
+
+
+def test_jobs_are_queued_per_tenant(cast):  # type: ignore[no-untyped-def]
+    from procrastinate.contrib.django.models import ProcrastinateJob
+
+    from recordings import tasks
+
+    assert tasks.purge_all_recordings(timestamp=0) == 2
+    jobs = ProcrastinateJob.objects.filter(task_name="recordings.tasks.purge_tenant_recordings")
+    assert sorted(j.args["tenant_schema"] for j in jobs) == ["alpha", "beta"]
+    assert {j.queue_name for j in jobs} == {"recordings"}
+    tasks.import_tenant_recordings.defer(tenant_schema="alpha", source_dir="/srv/node-1")
+    job = ProcrastinateJob.objects.filter(
+        task_name="recordings.tasks.import_tenant_recordings"
+    ).latest("id")
+    assert job.args == {"tenant_schema": "alpha", "source_dir": "/srv/node-1"}
