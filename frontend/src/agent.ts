@@ -92,6 +92,7 @@ interface Labels {
 const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404]);
 const OFFLINE_RETRY_MS = 4_000;
 const DISPOSITION_RETRIES = 6;
+const LAST_CALL_KEY = "ccp-agent-last-call";
 
 function csrfToken(): string {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -119,7 +120,7 @@ class AgentConsole {
   private since: number | null = null;
   private offer: CallInfo | null = null;
   private call: CallInfo | null = null;
-  private lastCall: CallInfo | null = null; // the call being wrapped up
+  private lastCall: CallInfo | null = AgentConsole.storedLastCall(); // the call being wrapped up
   private clients: Record<string, Promise<ClientInfo | null>> = {};
   snapshots = 0;
 
@@ -250,11 +251,15 @@ class AgentConsole {
     this.offer = null;
     this.call = null;
     if (call) {
-      if (this.state === "offered") this.offer = call;
-      else if (this.state === "wrap_up") this.lastCall = call;
-      else this.call = call;
+      const kind = typeof call.kind === "string" ? call.kind : "";
+      if (kind === "offer" || (!kind && this.state === "offered")) this.offer = call;
+      else if (this.state === "wrap_up") this.setLastCall(call);
+      else this.call = { ...call, on_hold: Boolean(call.on_hold), masked: Boolean(call.masked) };
       if (call.tenant) void this.client(call.tenant);
+    } else if (this.state !== "wrap_up") {
+      this.setLastCall(null);
     }
+    if (this.lastCall?.tenant) void this.client(this.lastCall.tenant);
     const held = this.held.sort((a, b) => a.seq - b.seq);
     this.held = [];
     for (const event of held) {
@@ -298,13 +303,33 @@ class AgentConsole {
         break;
       case "ended":
         if (this.call && this.call.call_id === event.call_id) {
-          this.lastCall = this.call;
+          this.setLastCall(this.call);
           this.call = null;
         }
         if (this.offer && this.offer.call_id === event.call_id) this.offer = null;
         break;
     }
     this.render();
+  }
+
+  /** The call in wrap-up survives a page reload (the snapshot no longer names it). */
+  private setLastCall(call: CallInfo | null): void {
+    this.lastCall = call;
+    try {
+      if (call) window.sessionStorage.setItem(LAST_CALL_KEY, JSON.stringify(call));
+      else window.sessionStorage.removeItem(LAST_CALL_KEY);
+    } catch {
+      /* storage unavailable: only a reload loses it */
+    }
+  }
+
+  private static storedLastCall(): CallInfo | null {
+    try {
+      const raw = window.sessionStorage.getItem(LAST_CALL_KEY);
+      return raw ? (JSON.parse(raw) as CallInfo) : null;
+    } catch {
+      return null;
+    }
   }
 
   // -- client companies ---------------------------------------------------------------------
@@ -338,7 +363,9 @@ class AgentConsole {
     if (!button) return;
     const command = button.dataset.command ?? "";
     const args: Record<string, unknown> = {};
-    if (command === "state") {
+    if (command === "wrap_up_done") {
+      // nothing to dispose of (no call in hand): just end the wrap-up
+    } else if (command === "state") {
       args.state = button.dataset.state;
       if (button.dataset.state === "break") {
         args.reason = this.el<HTMLSelectElement>("#ad-break-reason")?.value ?? "";
@@ -382,7 +409,7 @@ class AgentConsole {
       this.feedback(this.labels.saved, false);
     }
     this.send("wrap_up_done", call ? { call_id: call.call_id } : {});
-    this.lastCall = null;
+    this.setLastCall(null);
     const form = this.el<HTMLFormElement>("#ad-wrapup");
     form?.reset();
     this.render();
@@ -504,6 +531,7 @@ class AgentConsole {
       this.fillTransferTargets(call.tenant ? this.loadedInfo(call.tenant) : null);
     }
 
+    this.show("#ad-wrapup-skip", this.state === "wrap_up" && this.lastCall === null);
     const wrapping = this.lastCall !== null && (this.state === "wrap_up" || this.call === null);
     this.show("#ad-wrapup", wrapping && this.lastCall !== null);
     if (wrapping && this.lastCall) {

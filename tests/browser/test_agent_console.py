@@ -279,6 +279,13 @@ def test_agent_takes_a_call_holds_it_and_wraps_up(page, live_port, switchboard, 
     sb.push("olha", {"kind": "state", "state": "wrap_up", "reason": None, "since": time.time()})
     page.wait_for_selector("#ad-wrapup:not([hidden])")
     assert page.is_hidden("#ad-call")
+    # A reload during wrap-up keeps the call to dispose of (the snapshot no longer names it).
+    sb.snapshot = {"state": "wrap_up", "reason": None, "call": None}
+    page.reload()
+    page.wait_for_selector("#agent-console[data-snapshots='1'][data-state='wrap_up']")
+    page.wait_for_selector("#ad-wrapup:not([hidden])")
+    page.wait_for_selector("#ad-wrapup-call:has-text('Alpha Retail')")
+    page.wait_for_selector("#ad-disposition option[value='sale']", state="attached")
     page.select_option("#ad-disposition", "sale")
     page.fill("#ad-note", "Ordered two cases")
     page.click("#ad-wrapup-done")
