@@ -250,3 +250,11 @@ def test_the_list_checks_clearance_in_few_queries(
     with django_assert_max_num_queries(25):
         page = sup.get(f"/recordings/clients/{cast.a.pk}/")
     assert page.status_code == 200 and b"clearance 2" in page.content
+
+
+def test_the_portal_speaks_the_company_language(cast, stored_recording):  # type: ignore[no-untyped-def]
+    from tests.conftest import site as plain_site
+
+    page = plain_site(A_HOST, cast.a_viewer).get("/recordings/")  # alpha speaks Ukrainian
+    assert "Записи дзвінків" in page.content.decode()
+    assert "не може прослуховувати" in page.content.decode()
