@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -405,6 +405,7 @@ class PurgeReport:
     tenant: str
     purged: int = 0
     held: int = 0
+    retention_changed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
@@ -414,16 +415,35 @@ class PurgeReport:
         )
 
 
+def _apply_retention(days: int) -> int:
+    """Set ``retention_until`` = start + ``days`` where it differs (one UPDATE)."""
+    table = connection.ops.quote_name(Recording._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET retention_until ="  # noqa: S608 - the table name is ours
+            " to_timestamp(started_ms / 1000.0) + make_interval(days => %s)"
+            " WHERE status <> 'purged' AND retention_until IS DISTINCT FROM"
+            " to_timestamp(started_ms / 1000.0) + make_interval(days => %s)",
+            [days, days],
+        )
+        return cursor.rowcount
+
+
 def do_purge_recordings(tenant: Client, *, now: datetime | None = None) -> PurgeReport:
     """Delete the client's recordings whose retention has ended; never one under legal hold.
 
-    Stored and missing recordings past ``retention_until`` lose their file and become
-    ``purged`` (the row stays, as the record that it existed and when it went); each purge is
-    audited. Idempotent.
+    Retention follows the client's call policy as it is now: ``retention_until`` of every
+    recording not yet purged is first brought in line with the policy's days (a client that
+    shortens its retention has older recordings deleted at the next run; one that lengthens
+    it keeps them longer). Stored and missing recordings past ``retention_until`` then lose
+    their file and become ``purged`` (the row stays, as the record that it existed and when it
+    went); each purge is audited. Idempotent.
     """
     now = now or timezone.now()
     report = PurgeReport(tenant.schema_name)
+    days = retention_days(tenant.schema_name)
     with schema_context(tenant.schema_name):
+        report.retention_changed = _apply_retention(days)
         due = Recording.objects.filter(
             status__in=[Recording.Status.STORED, Recording.Status.MISSING],
             retention_until__lte=now,

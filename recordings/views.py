@@ -253,7 +253,8 @@ def _play(request: HttpRequest, tenant: Client, role: str, *, site: str) -> Http
     download = request.GET.get("download") == "1"
     kind = RecordingAccess.Kind.DOWNLOAD if download else RecordingAccess.Kind.PLAY
     first, last = wanted if wanted else (0, size - 1)
-    _record_access(request, tenant, recording, role, site, kind, wanted, first)
+    if request.method != "HEAD":  # a HEAD fetches no audio: nothing played
+        _record_access(request, tenant, recording, role, site, kind, wanted, first)
     length = max(0, last - first + 1)
     response = StreamingHttpResponse(
         _file_chunks(path, first, length),

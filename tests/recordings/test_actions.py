@@ -24,6 +24,8 @@ from recordings.models import Recording
 from tenants.models import AuditEvent
 from tests.recordings.conftest import T0_MS, switch_path, wav_bytes
 
+DAY_MS = 86_400_000
+
 
 def _notice(call_id: str = "c-9", schema: str = "alpha", started_ms: int = T0_MS) -> dict:
     return {
@@ -176,16 +178,13 @@ def test_a_recording_never_found_becomes_missing_and_is_audited(cast, policy, st
 
 
 def test_purge_deletes_past_retention_but_never_under_legal_hold(cast, policy, store, node_dir):  # type: ignore[no-untyped-def]
-    for call_id in ("p-old", "p-held", "p-new"):
-        do_register_recording("alpha", _notice(call_id))
+    for call_id, start in (("p-old", T0_MS), ("p-held", T0_MS), ("p-new", T0_MS + 20 * DAY_MS)):
+        do_register_recording("alpha", _notice(call_id, started_ms=start))
         _call(call_id, T0_MS + 1000)
         _node_file(node_dir, call_id)
     do_import_recordings(cast.a, node_dir, settle_s=0)
     with schema_context("alpha"):
         Recording.objects.filter(call_id="p-held").update(legal_hold=True)
-        Recording.objects.filter(call_id="p-new").update(
-            retention_until=datetime(2027, 6, 1, tzinfo=UTC)
-        )
         files = {r.call_id: stored_file(r) for r in Recording.objects.all()}
     now = datetime.fromtimestamp(T0_MS / 1000, tz=UTC) + timedelta(days=31)
     report = do_purge_recordings(cast.a, now=now)
@@ -211,10 +210,8 @@ def test_commands_import_and_purge(cast, policy, store, node_dir, capsys):  # ty
     out = capsys.readouterr().out
     assert "alpha: 1 stored" in out
     assert "beta: 0 stored" in out
-    with schema_context("alpha"):
-        Recording.objects.filter(call_id="m-1").update(
-            retention_until=datetime(2020, 1, 1, tzinfo=UTC)
-        )
+    policy.recording_retention_days = 1  # and the call was days ago
+    policy.save()
     call_command("purge_recordings", "--tenant", "alpha")
     assert "alpha: 1 purged" in capsys.readouterr().out
     with schema_context("alpha"):
@@ -259,3 +256,21 @@ def test_jobs_are_queued_per_tenant(cast):  # type: ignore[no-untyped-def]
         task_name="recordings.tasks.import_tenant_recordings"
     ).latest("id")
     assert job.args == {"tenant_schema": "alpha", "source_dir": "/srv/node-1"}
+
+
+def test_purge_follows_the_policy_as_it_is_now(cast, policy, store, node_dir):  # type: ignore[no-untyped-def]
+    do_register_recording("alpha", _notice("r-1"))
+    _call("r-1", T0_MS + 1000)
+    _node_file(node_dir, "r-1")
+    do_import_recordings(cast.a, node_dir, settle_s=0)
+    started = datetime.fromtimestamp(T0_MS / 1000, tz=UTC)
+    day_12 = started + timedelta(days=12)
+    assert do_purge_recordings(cast.a, now=day_12).purged == 0  # 30 days
+    policy.recording_retention_days = 10
+    policy.save()
+    report = do_purge_recordings(cast.a, now=day_12)
+    assert (report.retention_changed, report.purged) == (1, 1)
+    with schema_context("alpha"):
+        rec = Recording.objects.get(call_id="r-1")
+    assert rec.status == Recording.Status.PURGED
+    assert rec.retention_until == started + timedelta(days=10)
