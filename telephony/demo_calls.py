@@ -66,7 +66,11 @@ def _policy(client: Client, first_queue: Queue, second_line: str) -> None:
         defaults={
             "greeting": f"Welcome to {client.name}.",
             "default_queue": first_queue.queue_id,
-            "weekly_hours": [[day, "08:00:00", "20:00:00"] for day in range(5)]
+            # Kvitka buys a 24/7 hotline (so the demo's wallboard moves at any hour); the
+            # others keep office hours and go to voicemail when closed.
+            "weekly_hours": []
+            if client.schema_name == "kvitka"
+            else [[day, "08:00:00", "20:00:00"] for day in range(5)]
             + [[5, "10:00:00", "16:00:00"]],
             "holidays": ["2026-12-25", "2027-01-01"],
             "closed_action": "voicemail",

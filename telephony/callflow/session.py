@@ -305,6 +305,7 @@ class CallSession:
         self.summary.answered_ms = self.answered_ms
         if self.meter is not None:
             self.meter.answered(self.t(self.answered_ms))
+            self.sb.progress(self)  # from here on a successor can bill it from its CDRs
         self.state = "ivr"
         with contextlib.suppress(ESLError, ConnectionLost):
             await self.call.execute("set", "tts_engine=flite")

@@ -67,6 +67,7 @@ from telephony.esl import (
     OutboundCall,
     OutboundServer,
     ReconnectingClient,
+    parse_show_calls,
     parse_show_channels,
 )
 
@@ -664,14 +665,25 @@ class Switchboard:
         adopted = 0
         for link in self.links.values():
             try:
-                body = await link.api("show channels as json")
-                rows = parse_show_channels(body)
+                rows = parse_show_channels(await link.api("show channels as json"))
+                bridged: set[str] = set()
+                for call in parse_show_calls(await link.api("show calls as json")):
+                    if call.b_uuid:
+                        bridged.update((call.uuid, call.b_uuid))
             except (ESLError, OSError, TimeoutError, ValueError) as exc:
                 log.warning("node %s: cannot list channels to adopt (%r)", link.spec.name, exc)
                 continue
             for row in rows:
                 try:
                     role = (await link.api(f"uuid_getvar {row.uuid} ccp_role")).strip()
+                    if role not in ("agent", "escalation"):
+                        continue
+                    if row.uuid not in bridged:
+                        # Rung or parked for a caller the dead switchboard was handling: the
+                        # caller is gone (or will be); nobody would ever bridge this leg.
+                        self.stats["orphan_legs_killed"] += 1
+                        await link.api(f"uuid_kill {row.uuid} ORIGINATOR_CANCEL")
+                        continue
                     if role != "agent":
                         continue
                     agent = (await link.api(f"uuid_getvar {row.uuid} ccp_agent")).strip()

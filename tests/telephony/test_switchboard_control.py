@@ -26,13 +26,17 @@ async def test_agent_state_commands_and_numbered_pushes() -> None:
     world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
     try:
         sb = world.sb
-        reply = await sb.command({"agent_id": "agent0", "command": "state", "state": "break", "reason": "lunch"})
+        reply = await sb.command(
+            {"agent_id": "agent0", "command": "state", "state": "break", "reason": "lunch"}
+        )
         assert reply == {"ok": True, "message": "break (lunch)"}
         assert await sb.command({"agent_id": "agent0", "command": "state", "state": "sleep"}) == {
             "ok": False,
             "message": "state must be available, break or logout",
         }
-        assert (await sb.command({"agent_id": "nobody", "command": "state", "state": "break"}))["ok"] is False
+        assert (await sb.command({"agent_id": "nobody", "command": "state", "state": "break"}))[
+            "ok"
+        ] is False
         # With agent0 on a break, the call goes to agent1.
         await place(world, did_of("alpha"), digits="1")
         await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
@@ -46,8 +50,12 @@ async def test_agent_state_commands_and_numbered_pushes() -> None:
         assert snap["snapshot"]["state"] == "on_call"
         assert snap["snapshot"]["call"]["call_id"] == session.call_id
         # Another agent cannot act on the call.
-        assert (await sb.command({"agent_id": "agent0", "command": "hold", "call_id": session.call_id}))["ok"] is False
-        assert (await sb.command({"agent_id": "agent1", "command": "hold", "call_id": session.call_id}))["ok"] is True
+        assert (
+            await sb.command({"agent_id": "agent0", "command": "hold", "call_id": session.call_id})
+        )["ok"] is False
+        assert (
+            await sb.command({"agent_id": "agent1", "command": "hold", "call_id": session.call_id})
+        )["ok"] is True
         assert world.switches[0].channels[session.call_id].held
         assert (await sb.command({"agent_id": "agent1", "command": "unhold"}))["ok"] is True
         assert not world.switches[0].channels[session.call_id].held
@@ -76,8 +84,12 @@ async def test_transfer_to_another_queue_meters_a_second_queue_and_agent_span() 
         await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
         [session] = {id(s): s for s in sb.sessions.values()}.values()
         first_agent = session.agent
-        assert (await sb.command({"agent_id": first_agent, "command": "transfer", "queue_id": "nope"}))["ok"] is False
-        reply = await sb.command({"agent_id": first_agent, "command": "transfer", "queue_id": "alpha-vip"})
+        assert (
+            await sb.command({"agent_id": first_agent, "command": "transfer", "queue_id": "nope"})
+        )["ok"] is False
+        reply = await sb.command(
+            {"agent_id": first_agent, "command": "transfer", "queue_id": "alpha-vip"}
+        )
         assert reply["ok"] is True, reply
         await wait_for(lambda: session.state == "agent" and session.summary.queue == "alpha-vip")
         await world.settle()
@@ -104,7 +116,12 @@ async def test_agent_escalates_cold_to_the_second_line() -> None:
         await world.settle()
         [summary] = world.sink.calls.values()
         segs = world.sink.segments[summary.call_id]
-        assert [s.kind.value for s in segs if s.leg_uuid == summary.call_id] == ["ivr", "queue", "agent", "handoff"]
+        assert [s.kind.value for s in segs if s.leg_uuid == summary.call_id] == [
+            "ivr",
+            "queue",
+            "agent",
+            "handoff",
+        ]
         assert any(s.kind.value == "escalation" for s in segs)
         check_partition(world, summary.call_id)
     finally:
@@ -112,7 +129,18 @@ async def test_agent_escalates_cold_to_the_second_line() -> None:
 
 
 def crash(sb: Switchboard) -> None:
-    """kill -9, in process: every socket of the switchboard dies at once, nothing is cleaned up."""
+    """kill -9, in process: every socket of the switchboard dies at once, nothing is cleaned up
+    and nothing more is written (a dead process records no call endings)."""
+
+    class Dead:
+        async def call_finished(self, *_a: object) -> None: ...
+        async def call_progress(self, *_a: object) -> None: ...
+        async def notice(self, *_a: object) -> None: ...
+        async def lookup(self, *_a: object) -> None: ...
+
+    sb.sink = Dead()  # type: ignore[assignment]
+    sb.finished = lambda *_a: None  # type: ignore[method-assign]
+    sb.feed = lambda *_a: []  # type: ignore[method-assign]
     if sb._timer_task is not None:
         sb._timer_task.cancel()
     if sb.server._server is not None:
@@ -132,16 +160,24 @@ def crash(sb: Switchboard) -> None:
         task.cancel()
 
 
-async def test_standby_takes_over_after_a_crash_bridged_calls_survive_and_are_billed_from_cdrs() -> None:
+async def test_standby_takes_over_after_a_crash_bridged_calls_survive_and_are_billed_from_cdrs() -> (
+    None
+):
     directory = make_directory(agents=3)
     world = await start_world(directory)
     try:
         a = world.sb
         await place(world, did_of("alpha"), number="+380500000001", digits="1")
         await place(world, did_of("alpha"), number="+380500000002", digits="1")
-        await wait_for(lambda: sum(s.state == "agent" for s in {id(x): x for x in a.sessions.values()}.values()) == 2)
+        await wait_for(
+            lambda: (
+                sum(s.state == "agent" for s in {id(x): x for x in a.sessions.values()}.values())
+                == 2
+            )
+        )
         busy = {s.agent for s in a.sessions.values()}
         bridged_ids = {s.call_id for s in a.sessions.values()}
+        a_sink = a.sink
         crash(a)
         await asyncio.sleep(0.2)
         # The switch kept both bridges (resume): nothing was dropped.
@@ -170,15 +206,28 @@ async def test_standby_takes_over_after_a_crash_bridged_calls_survive_and_are_bi
         # The crashed switchboard's calls are finished from their CDRs, from the progress it
         # stored at the bridge: every answered millisecond is metered.
         for cid in bridged_ids:
-            record = a.sink.progress[cid]
+            record = a_sink.progress[cid]
             meter = CallMeter.from_dict(record.meter)
-            cdrs = {leg: CdrTimes(leg, world.cdrs[leg]["answer_ms"] or None, world.cdrs[leg]["end_ms"]) for leg in record.legs}
+            cdrs = {
+                leg: CdrTimes(leg, world.cdrs[leg]["answer_ms"] or None, world.cdrs[leg]["end_ms"])
+                for leg in record.legs
+            }
             meter.finish_from_cdrs(cdrs)
-            result = reconcile(meter.segments(), cdrs, a_leg_uuid=cid, unmetered_legs=[leg for leg, r in record.legs.items() if r == "agent"])
+            result = reconcile(
+                meter.segments(),
+                cdrs,
+                a_leg_uuid=cid,
+                unmetered_legs=[leg for leg, r in record.legs.items() if r == "agent"],
+            )
             assert result.status == "ok", result
-            a_leg = sorted((s for s in result.segments if s.leg_uuid == cid), key=lambda s: s.start_ms)
+            a_leg = sorted(
+                (s for s in result.segments if s.leg_uuid == cid), key=lambda s: s.start_ms
+            )
             assert [s.kind.value for s in a_leg] == ["ivr", "queue", "agent"]
-            assert a_leg[0].start_ms == world.cdrs[cid]["answer_ms"] and a_leg[-1].end_ms == world.cdrs[cid]["end_ms"]
+            assert (
+                a_leg[0].start_ms == world.cdrs[cid]["answer_ms"]
+                and a_leg[-1].end_ms == world.cdrs[cid]["end_ms"]
+            )
         await b.stop()
     finally:
         await world.close()

@@ -130,8 +130,9 @@ class Command(BaseCommand):
             ),
         )
         self.stdout.write(f"leader lock taken after {time.monotonic() - t_wait:.2f} s")
-        directory = await sync_to_async(load_directory, thread_sensitive=False)()
+        # The version first: a change made while the directory loads is then seen next time.
         version = await sync_to_async(config_version, thread_sensitive=False)()
+        directory = await sync_to_async(load_directory, thread_sensitive=False)()
         nodes = explicit or await sync_to_async(_db_nodes, thread_sensitive=False)()
         if not nodes:
             raise CommandError("no switch nodes: add one in the provider console or pass --node")
