@@ -232,6 +232,9 @@ class AgentConsole {
       else this.syncing = false;
       return;
     }
+    if (reply.command === "wrap_up_done" && !reply.ok) {
+      return; // the wrap-up ends by its timer anyway; the disposition is what mattered
+    }
     if (reply.ok) {
       this.feedback("", false);
     } else {

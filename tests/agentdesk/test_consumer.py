@@ -454,3 +454,83 @@ def test_mask_number() -> None:
     assert mask_number("0441234567") == "04••••4567"
     assert mask_number("12345") == "•••••"
     assert mask_number("") == ""
+
+
+# -- the real layers ---------------------------------------------------------------------------
+
+
+def _postgres_layer(settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from django.db import connection
+
+    db = connection.settings_dict
+    if "channels_postgres" not in settings.DATABASES:
+        settings.DATABASES["channels_postgres"] = {
+            **db,
+            "ENGINE": "django.db.backends.postgresql",
+        }
+    return {
+        "BACKEND": "channels_postgres.core.PostgresChannelLayer",
+        "CONFIG": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": db["NAME"],
+            "USER": db["USER"],
+            "PASSWORD": db["PASSWORD"] or "",
+            "HOST": db["HOST"],
+            "PORT": db["PORT"],
+            "TIME_ZONE": None,
+            "OPTIONS": {},
+            "PSYCOPG_OPTIONS": {"min_size": 1, "max_size": 4},
+        },
+    }
+
+
+@pytest.mark.parametrize("backend", ["postgres", "redis"])
+async def test_the_relay_works_over_the_real_layers(committed, settings, backend) -> None:  # type: ignore[no-untyped-def]
+    """Group names and messages the Redis and PostgreSQL layers accept, end to end."""
+    import os
+
+    from channels.layers import channel_layers
+
+    if backend == "redis":
+        if not os.environ.get("REDIS_URL"):
+            pytest.skip("REDIS_URL not set: the Redis layer is not in use")
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "prefix": "ccp-test"},
+            }
+        }
+    else:
+        settings.CHANNEL_LAYERS = {"default": _postgres_layer(settings)}
+    channel_layers.backends.clear()
+    sb = FakeSwitchboard(
+        lambda m: {
+            "ok": True,
+            "message": "",
+            "snapshot": {"state": "break", "call": None, "seq": 2},
+        }
+    )
+    await sb.start()
+    try:
+        ws = await _agent()
+        await ws.send_json_to({"command": "snapshot", "id": 1})
+        reply = await ws.receive_json_from(timeout=10)
+        assert reply["ok"] is True and reply["snapshot"]["state"] == "break"
+        await _push("olha", OFFER)
+        assert (await ws.receive_json_from(timeout=10))["event"]["call_id"] == "call-1"
+        await ws.send_json_to({"command": "hold", "call_id": "call-1", "agent_id": "petro"})
+        assert (await ws.receive_json_from(timeout=10))["ok"] is True
+        assert [(m["command"], m["agent_id"]) for m in sb.seen] == [
+            ("snapshot", "olha"),
+            ("hold", "olha"),
+        ]
+        await ws.disconnect()
+    finally:
+        await sb.stop()
+        if backend == "postgres":
+            import channels_postgres.db
+
+            if channels_postgres.db.connection_pool is not None:
+                await channels_postgres.db.connection_pool.close()
+                channels_postgres.db.connection_pool = None
+        channel_layers.backends.clear()
