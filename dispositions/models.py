@@ -2,8 +2,10 @@
 
 An agent ends every answered call with a disposition code and an optional note
 (:class:`CallDisposition`, one per call and agent). Which codes a client offers is a small
-table in its own schema (:class:`DispositionCode`); a client that has defined none gets
-:data:`DEFAULT_CODES`. ``agent_id`` is ``routing.models.Agent.agent_id`` (public schema): a
+table in its own schema (:class:`DispositionCode`, set with ``manage.py disposition_codes``);
+a client that has defined none gets :data:`DEFAULT_CODES`. (A table rather than a list in the
+client's ``CallPolicy``: codes get switched off, not deleted, so recorded dispositions keep
+their meaning, and the table lives with the client's other call data.) ``agent_id`` is ``routing.models.Agent.agent_id`` (public schema): a
 string, not a foreign key, since tenant schemas never point into the public one.
 """
 
