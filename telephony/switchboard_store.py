@@ -129,6 +129,22 @@ def lookup_contact(schema: str, number: str) -> dict[str, Any] | None:
     }
 
 
+def register_recording(data: dict[str, Any]) -> None:
+    from recordings.actions import do_register_recording
+
+    _fresh()
+    do_register_recording(str(data["tenant_id"]), data)
+
+
+def mark_masked(data: dict[str, Any]) -> None:
+    from recordings.actions import do_mark_masked
+
+    _fresh()
+    do_mark_masked(
+        str(data["tenant_id"]), str(data["call_id"]), bool(data["masked"]), int(data["at_ms"])
+    )
+
+
 def sign(secret: str, body: bytes, timestamp: int) -> str:
     """``X-CCP-Signature``: hex HMAC-SHA256 of ``<timestamp>.<body>`` with the tenant's secret."""
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
@@ -196,6 +212,18 @@ class DbSink:
     async def notice(self, kind: str, data: dict[str, Any]) -> None:
         level = logging.WARNING if kind in ("unknown_number", "stall") else logging.INFO
         log.log(level, "switchboard %s: %s", kind, json.dumps(data, default=str))
+        if kind == "recording" and data.get("tenant_id"):
+            try:
+                await sync_to_async(register_recording, thread_sensitive=False)(data)
+            except Exception:  # noqa: BLE001  # the importer adopts unreported files later
+                log.warning(
+                    "recording of call %s not registered", data.get("call_id"), exc_info=True
+                )
+        elif kind == "masked" and data.get("tenant_id"):
+            try:
+                await sync_to_async(mark_masked, thread_sensitive=False)(data)
+            except Exception:  # noqa: BLE001
+                log.warning("masking of call %s not recorded", data.get("call_id"), exc_info=True)
 
     async def lookup(self, tenant_id: str, caller: str) -> dict[str, Any] | None:
         found = await sync_to_async(lookup_contact, thread_sensitive=False)(tenant_id, caller)

@@ -428,6 +428,15 @@ class CallSession:
         await self.call.api(
             f"uuid_record {self.call_id} {'mask' if masked else 'unmask'} {self.recording}"
         )
+        await self.sb.sink.notice(
+            "masked",
+            {
+                "tenant_id": self.summary.tenant_id,
+                "call_id": self.call_id,
+                "masked": masked,
+                "at_ms": self.now_ms(),
+            },
+        )
         return True
 
     # ------------------------------------------------------------------ queue

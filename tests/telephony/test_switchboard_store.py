@@ -126,3 +126,33 @@ async def test_standby_takes_the_leader_lock_when_the_active_process_is_killed()
     finally:
         active.kill()
         active.wait()
+
+
+def test_recording_and_masking_notices_reach_the_tenants_recordings(cast) -> None:  # type: ignore[no-untyped-def]
+    from django_tenants.utils import schema_context
+
+    from recordings.models import Recording
+    from telephony.switchboard_store import mark_masked, register_recording
+
+    data = {
+        "tenant_id": "alpha",
+        "call_id": "c-rec-1",
+        "path": "/var/lib/freeswitch/recordings/alpha/c-rec-1.wav",
+        "started_ms": 1_795_000_000_000,
+    }
+    register_recording(data)
+    register_recording(data)  # a repeated notice changes nothing
+    mark_masked(
+        {"tenant_id": "alpha", "call_id": "c-rec-1", "masked": True, "at_ms": 1_795_000_010_000}
+    )
+    mark_masked(
+        {"tenant_id": "alpha", "call_id": "c-rec-1", "masked": False, "at_ms": 1_795_000_020_000}
+    )
+    with schema_context("alpha"):
+        [rec] = Recording.objects.filter(call_id="c-rec-1")
+        assert (
+            rec.masked_intervals == [[1_795_000_010_000, 1_795_000_020_000]]
+            or len(rec.masked_intervals) == 1
+        )
+    with schema_context("beta"):
+        assert not Recording.objects.filter(call_id="c-rec-1").exists()
