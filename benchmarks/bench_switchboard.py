@@ -649,6 +649,8 @@ async def run_in_fresh_process(sc: Scenario, args: argparse.Namespace) -> dict[s
         cmd.append("--stock-fanout")
     if args.gc_tuned:
         cmd.append("--gc-tuned")
+    if args.experiment:
+        cmd += ["--experiment", args.experiment]
     proc = await asyncio.create_subprocess_exec(*cmd, cwd=str(ROOT))
     rc = await proc.wait()
     try:
@@ -660,8 +662,58 @@ async def run_in_fresh_process(sc: Scenario, args: argparse.Namespace) -> dict[s
             os.unlink(out)
 
 
+#: Events of the caller's socket that CallSession never reads (``--experiment nixevent``).
+UNUSED_SOCKET_EVENTS = (
+    "CHANNEL_EXECUTE", "CHANNEL_STATE", "DTMF", "CHANNEL_PARK", "CHANNEL_UNPARK",
+    "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_CREATE", "CHANNEL_DESTROY",
+    "CHANNEL_OUTGOING", "CHANNEL_ORIGINATE", "CHANNEL_UUID", "CHANNEL_APPLICATION",
+    "CHANNEL_DATA", "TALK", "NOTALK", "DETECTED_SPEECH",
+)  # fmt: skip
+
+
+def apply_experiments(names: str) -> None:
+    """Try a suggested platform change without editing it (this process only).
+
+    * ``nixevent``: after ``myevents`` the caller's socket drops the events the session never
+      reads (:data:`UNUSED_SOCKET_EVENTS`).
+    * ``rawget``: ``Event.get`` reads one header from the raw block while the event is still
+      undecoded (as ``Event.job_uuid`` does) instead of decoding every header.
+    * ``gc``: ``gc.freeze()`` after start-up and ``gc.set_threshold(50_000, 20, 100)``.
+    """
+    from telephony.esl import events as esl_events  # noqa: PLC0415
+    from telephony.esl import outbound  # noqa: PLC0415
+
+    for name in filter(None, names.split(",")):
+        if name == "nixevent":
+            orig_myevents = outbound.OutboundCall.myevents
+
+            async def myevents(
+                self: Any, fmt: str | None = None, _orig: Any = orig_myevents
+            ) -> str:
+                reply = await _orig(self, fmt)
+                await self.nixevent(*UNUSED_SOCKET_EVENTS)
+                return reply
+
+            outbound.OutboundCall.myevents = myevents  # type: ignore[method-assign]
+        elif name == "rawget":
+            orig_get = esl_events.Event.get
+
+            def get(self: Any, name: str, default: str | None = None, _orig: Any = orig_get
+                    ) -> str | None:  # fmt: skip
+                raw = self._raw
+                if raw is not None and name != "Content-Length":
+                    value = esl_events._raw_field(raw[0], name.encode() + b":")
+                    return default if value is None else value
+                return _orig(self, name, default)
+
+            esl_events.Event.get = get  # type: ignore[method-assign]
+        elif name != "gc":
+            raise SystemExit(f"unknown experiment {name!r}")
+
+
 def platform_run(args: argparse.Namespace) -> None:
     """``--platform-run``: run one scenario here and write its figures as JSON."""
+    apply_experiments(args.experiment)
     sc = Scenario(**json.loads(args.platform_run))
     res = asyncio.run(run_scenario(sc, indexed=not args.stock_fanout, gc_tuned=args.gc_tuned))
     # A fresh process: its lifetime peak is the run's peak (start-up included).
@@ -683,6 +735,8 @@ def main() -> None:
                    help="gc.freeze() + gc.set_threshold(50000, 20, 100) in the platform process")  # fmt: skip
     p.add_argument("--stock-fanout", action="store_true",
                    help="the simulator's own O(listeners) fire (slower load generator)")  # fmt: skip
+    p.add_argument("--experiment", default="",
+                   help="nixevent,rawget: try a suggested platform change (see apply_experiments)")  # fmt: skip
     p.add_argument("--platform-run", default="", help=argparse.SUPPRESS)
     p.add_argument("--platform-out", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
