@@ -14,6 +14,9 @@ Measured: :func:`billing.exports.render_invoice_pdf` (template + WeasyPrint + st
 ``InvoicePdf`` row), repeated ``--reps`` times per invoice, median -> invoices per minute;
 the HTML (template) part alone; tracemalloc peak of one render and the process's peak RSS
 after each phase. Baseline in the same process: WeasyPrint writing a trivial one-page HTML.
+The 2,000-line invoice is rendered twice in the same run: "before", every line a table row
+(``exports.COMPACT_FROM_LINES`` raised out of reach), and "after", the compact listing that
+``render_invoice_pdf`` uses from ``COMPACT_FROM_LINES`` lines on.
 """
 
 from __future__ import annotations
@@ -207,27 +210,36 @@ def main() -> None:
     times = timed_reps(trivial, args.reps, deadline)
     rows.append(("baseline: trivial 1-page HTML", times, traced_peak_mb(trivial), None, rss_mb()))
 
+    compact_from = exports.COMPACT_FROM_LINES
     for n, invoice in invoices.items():
-        exports.render_invoice_pdf(invoice)  # warm-up (and proves the path works)
-        reps = args.reps if n < 100 else args.big_reps
-        with CaptureQueriesContext(connection) as ctx:
-            exports.invoice_html(invoice)
-        html_times = timed_reps(lambda inv=invoice: exports.invoice_html(inv), reps, deadline)
-        times = timed_reps(lambda inv=invoice: exports.render_invoice_pdf(inv), reps, deadline)
-        peak = traced_peak_mb(lambda inv=invoice: exports.render_invoice_pdf(inv))
-        pdf = bytes(invoice.pdf.content) if hasattr(invoice, "pdf") else b""
-        pdf = pdf or bytes(exports.InvoicePdf.objects.get(invoice=invoice).content)
-        pages = count_pages(pdf)
-        rows.append(
-            (
-                f"render_invoice_pdf, {n:,} lines ({pages} p., {len(pdf) // 1024} KiB,"
-                f" {len(ctx.captured_queries)} SQL)",
-                times,
-                peak,
-                statistics.median(html_times),
-                rss_mb(),
+        # "before": every line a table row (the layout before the compact listing); "after":
+        # what render_invoice_pdf does now (the compact listing from COMPACT_FROM_LINES lines).
+        layouts = [("table", 10**9), ("now", compact_from)] if n >= compact_from else [("now", 0)]
+        for layout, threshold in layouts:
+            exports.COMPACT_FROM_LINES = threshold or compact_from
+            exports.render_invoice_pdf(invoice)  # warm-up (and proves the path works)
+            reps = args.reps if n < 100 else args.big_reps
+            with CaptureQueriesContext(connection) as ctx:
+                exports.invoice_html(invoice)
+            html_times = timed_reps(lambda inv=invoice: exports.invoice_html(inv), reps, deadline)
+            times = timed_reps(lambda inv=invoice: exports.render_invoice_pdf(inv), reps, deadline)
+            peak = traced_peak_mb(lambda inv=invoice: exports.render_invoice_pdf(inv))
+            pdf = bytes(exports.InvoicePdf.objects.get(invoice=invoice).content)
+            pages = count_pages(pdf)
+            when = {"table": "before: row per line", "now": "now"}[layout]
+            if layout == "now" and n >= compact_from:
+                when = "after: compact listing"
+            rows.append(
+                (
+                    f"{n:,} lines, {when} ({pages} p., {len(pdf) // 1024} KiB,"
+                    f" {len(ctx.captured_queries)} SQL)",
+                    times,
+                    peak,
+                    statistics.median(html_times),
+                    rss_mb(),
+                )
             )
-        )
+    exports.COMPACT_FROM_LINES = compact_from
 
     print()
     print(
@@ -235,17 +247,22 @@ def main() -> None:
     )
     print(f"process RSS after set-up: {rss_setup:.0f} MB")
     print(
-        f"{'':52}{'median s':>10}{'inv/min':>10}{'reps':>6}{'HTML s':>9}"
+        f"{'':60}{'median s':>10}{'inv/min':>10}{'reps':>6}{'HTML s':>9}"
         f"{'tracemalloc':>13}{'peak RSS':>10}"
     )
     for label, times, peak, html_s, rss in rows:
         med = statistics.median(times)
         html = f"{html_s:.3f}" if html_s is not None else "-"
         print(
-            f"{label:52}{med:>10.3f}{60 / med:>10.1f}{len(times):>6}{html:>9}"
+            f"{label:60}{med:>10.3f}{60 / med:>10.1f}{len(times):>6}{html:>9}"
             f"{peak:>10.1f} MB{rss:>7.0f} MB"
         )
     print("(peak RSS is the process's high-water mark after each row, cumulative)")
+    before = [r for r in rows if "before" in r[0]]
+    after = [r for r in rows if "after" in r[0]]
+    if before and after:
+        speedup = statistics.median(before[0][1]) / statistics.median(after[0][1])
+        print(f"compact listing vs row per line: x{speedup:.1f} faster")
     if args.drop_at_end:
         from django.db import connections
 
