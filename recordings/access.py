@@ -113,10 +113,16 @@ def role_label(role: str) -> str:
 
 
 def playback_denial(
-    user: User, role: str, tenant: Client, call_id: str | None = None
+    user: User,
+    role: str,
+    tenant: Client,
+    call_id: str | None = None,
+    *,
+    clearance: bool = True,
 ) -> str | None:
     """None when ``user`` (with ``role`` on this site) may play the call's recordings, else
-    the reason, phrased for that user."""
+    the reason, phrased for that user. ``clearance=False`` leaves clearance out (a list checks
+    it per call with :func:`clearance_denials`)."""
     allowed = allowed_roles(tenant)
     if role not in allowed:
         names = ", ".join(role_label(r) for r in allowed) or _("none")
@@ -127,7 +133,7 @@ def playback_denial(
     if role in PROVIDER_ROLES:
         if role == Role.AGENT and not certified(user, tenant):
             return _("You are not certified for %(client)s.") % {"client": tenant.name}
-        needed = required_clearance(tenant, call_id)
+        needed = required_clearance(tenant, call_id) if clearance else 0
         if needed > 0:
             agent = agent_of(user)
             held = int(agent.clearance) if agent is not None else 0

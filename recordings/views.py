@@ -110,7 +110,7 @@ def _recordings(request: HttpRequest, tenant: Client, role: str, *, site: str) -
             if call_id and role in ACCESS_READERS
             else []
         )
-    denial = playback_denial(request.user, role, tenant)  # type: ignore[arg-type]
+    denial = playback_denial(request.user, role, tenant, clearance=False)  # type: ignore[arg-type]
     per_call: dict[str, str] = {}
     if denial is None and role in PROVIDER_ROLES:
         per_call = clearance_denials(

@@ -258,3 +258,21 @@ def test_the_portal_speaks_the_company_language(cast, stored_recording):  # type
     page = plain_site(A_HOST, cast.a_viewer).get("/recordings/")  # alpha speaks Ukrainian
     assert "Записи дзвінків" in page.content.decode()
     assert "не може прослуховувати" in page.content.decode()
+
+
+def test_clearance_is_per_call_queue(cast, stored_recording, cleared):  # type: ignore[no-untyped-def]
+    """A call in the client's queue needing no clearance is playable by uncleared staff even
+    though another of the client's queues needs clearance."""
+    from calls.models import Call
+    from routing.models import Queue
+
+    Queue.objects.create(queue_id="alpha-open", tenant=cast.a, name="Open", clearance=0)
+    with schema_context("alpha"):
+        Call.objects.filter(call_id="c-1").update(queue="alpha-open")
+    sup = site(PROVIDER_HOST, cast.supervisor)
+    page = sup.get(f"/recordings/clients/{cast.a.pk}/")
+    assert f"?play={stored_recording.pk}".encode() in page.content
+    assert b"clearance 2" not in page.content
+    response = sup.get(f"/recordings/clients/{cast.a.pk}/?play={stored_recording.pk}")
+    assert response.status_code == 200
+    _body(response)
