@@ -167,6 +167,11 @@ class CallSession:
         try:
             return task.result()
         except (ConnectionLost, ESLError) as exc:
+            # "-ERR invalid session id" or a closed socket usually means the caller has just
+            # hung up and the event is on its way: give it a moment to arrive.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self.gone.wait()
             if self.gone.is_set():
                 raise CallerGone from exc
             raise
@@ -617,6 +622,7 @@ class CallSession:
             "origination_uuid": leg,
             "originate_timeout": str(ring_s),
             "ignore_early_media": "true",
+            "park_timeout": "60",  # parked and never bridged (its caller vanished): hang up
             "ccp_call": self.call_id,
             "ccp_tenant": self.plan.tenant_id,
             "ccp_role": "agent",
@@ -721,6 +727,7 @@ class CallSession:
         variables = {
             "origination_uuid": leg,
             "originate_timeout": "30",
+            "park_timeout": "60",
             "ccp_call": self.call_id,
             "ccp_tenant": plan.tenant_id,
             "ccp_role": "escalation",
@@ -748,7 +755,9 @@ class CallSession:
             self.sb.stats["escalation_failed"] += 1
             log.info("call %s: second line %s did not answer: %s", self.call_id, dest, exc)
             return False
-        at_ms = self.t(self.now_ms())
+        # Its answer as the switch stamped it (CHANNEL_ANSWER came on the node's connection
+        # before the originate's result), not when the result reached us.
+        at_ms = self.t(link.answered_ms.pop(leg, None) or self.now_ms())
         self.second_leg = leg
         self.second_end = link.wait_leg_end(leg)
         self.summary.legs[leg] = "escalation"
@@ -909,8 +918,11 @@ class CallSession:
             if self.second_end is not None and self.second_leg in self.meter.open_legs:
                 ev2 = self.second_end.result() if self.second_end.done() else None
                 with contextlib.suppress(ValueError):
+                    # Unheard (the node's connection was down): the second line was bridged
+                    # to the caller, so it ended with the caller; reconciliation checks it
+                    # against its CDR.
                     self.meter.escalation_ended(
-                        max(event_ms(ev2, self.now()), self.meter.answered_ms or 0),
+                        max(event_ms(ev2, end_ms / 1000), self.meter.answered_ms or 0),
                         self.second_leg,
                         (ev2.get("Hangup-Cause") if ev2 is not None else None) or "NORMAL_CLEARING",
                     )

@@ -242,6 +242,8 @@ class NodeLink:
         self.leg_waiters: dict[str, list[asyncio.Future[Event]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self.reconciliations = 0
+        #: answer times (switch ms) of legs we originated, from CHANNEL_ANSWER
+        self.answered_ms: dict[str, int] = {}
 
     async def start(self) -> None:
         await self.client.start(wait=False)
@@ -287,7 +289,10 @@ class NodeLink:
 
     def _on_event(self, ev: Event) -> None:
         self.sb.stats["node_events"] += 1
+        if ev.name == "CHANNEL_ANSWER" and ev.unique_id and ev.unique_id in self.sb.agent_legs:
+            self.answered_ms[ev.unique_id] = event_ms(ev, self.sb.now())
         if ev.name == "CHANNEL_HANGUP_COMPLETE" and ev.unique_id:
+            self.answered_ms.pop(ev.unique_id, None)
             for fut in self.leg_waiters.pop(ev.unique_id, ()):
                 if not fut.done():
                     fut.set_result(ev)

@@ -491,6 +491,7 @@ class OutboundSession(_Session):
                 else:
                     # The platform closed the socket: FreeSWITCH hangs the call up (04d);
                     # with resume and nothing else to run, the dialplan ends: hangup too.
+                    self.switch.socket_hangups.add(self.ch.uuid)
                     self.switch.hangup(self.ch, "NORMAL_CLEARING")
             if not self.finished.done():
                 self.finished.set_result(None)
@@ -759,6 +760,7 @@ class SwitchNode:
         connections (about 5.5 s on the capture host). Returns the new Core-UUID.
         """
         sw = self.switch
+        sw.accepting = False
         await self.shutdown()
         if down_for:
             await sw.clock.sleep(down_for)
@@ -770,6 +772,7 @@ class SwitchNode:
         sw.listeners.clear()
         sw.log_sinks.clear()
         await self.start()
+        sw.accepting = True
         return sw.core_uuid
 
 

@@ -257,6 +257,10 @@ class Switch:
         self.cdr_poster: object | None = None
         #: Called after every CHANNEL_HANGUP_COMPLETE (e.g. CDR posting).
         self.on_hangup_complete: list[Callable[[Channel], None]] = []
+        #: False while the node is down (restarting): no call can reach it.
+        self.accepting = True
+        #: Channels hung up because their outbound socket closed (the platform went away).
+        self.socket_hangups: set[str] = set()
         #: Channels whose outbound socket went away after ``resume`` while bridged.
         self.resumed: set[str] = set()
 
@@ -692,6 +696,16 @@ class Switch:
             self.fire_channel("CHANNEL_UNPARK", ch)
 
         self.push_unwind(ch, "unpark", unpark)
+        # park_timeout=<seconds>[:<cause>] (switch_ivr_park): hang up when nobody came.
+        spec = ch.variables.get("park_timeout", "")
+        seconds, _, cause = spec.partition(":")
+        if seconds.isdigit() and int(seconds) > 0:
+            try:
+                await asyncio.wait_for(self.serve_queue(ch), self.clock.real(float(seconds)))
+            except TimeoutError:
+                if ch.alive:
+                    self.hangup(ch, cause or "NORMAL_CLEARING")
+            return
         await self.serve_queue(ch)
 
     async def serve_queue(
@@ -1095,7 +1109,11 @@ class Switch:
         *,
         variables: dict[str, str] | None = None,
     ) -> Channel:
-        """A call arriving from the PSTN/SIP trunk to ``did`` (runs the dialplan)."""
+        """A call arriving from the PSTN/SIP trunk to ``did`` (runs the dialplan).
+
+        Raises :class:`OriginateError` while the node is down (the carrier's INVITE fails)."""
+        if not self.accepting:
+            raise OriginateError("NETWORK_OUT_OF_ORDER")
         p = Profile(
             direction="inbound",
             destination_number=did,

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .model import Channel
-from .switch import AgentPhone, SimEvent, Switch
+from .switch import AgentPhone, OriginateError, SimEvent, Switch
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +228,18 @@ class Caller:
         sw = self.switch
         self.arrived = sw.clock.now()
         sw.listeners.add(self)
-        self.ch = sw.inbound_call(
-            self.plan.did,
-            self.plan.number,
-            variables={"ccp_sim_caller": str(self.plan.index)},
-        )
+        try:
+            self.ch = sw.inbound_call(
+                self.plan.did,
+                self.plan.number,
+                variables={"ccp_sim_caller": str(self.plan.index)},
+            )
+        except OriginateError as exc:
+            # The node is down: the call never reached it (no channel, no CDR).
+            sw.listeners.discard(self)
+            self.outcome.hangup_cause = exc.cause
+            self.outcome.ended_at = sw.clock.now()
+            return
         self.outcome.uuid = self.ch.uuid
         self._abandon = sw.spawn(self._patience(self.plan.patience))
 

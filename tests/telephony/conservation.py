@@ -226,8 +226,9 @@ async def run(
         await b.wait_nodes(10.0)
         await b.adopt()
         report.takeover_s = loop.time() - t_crash
-        live = set().union(*(set(s.channels) for s in world.switches))
-        report.bridged_survived = len(bridged & live)
+        await clock.sleep(30.0)  # long enough for a dropped call to be hung up
+        dropped = set().union(*(s.socket_hangups for s in world.switches))
+        report.bridged_survived = len(bridged - dropped)
         standby.append(b)
         sinks.append(b.sink)  # type: ignore[arg-type]
         report.faults.append("switchboard killed; standby took over")
@@ -289,6 +290,11 @@ def account(
     by_tenant: dict[str, list[Any]] = {}
     for o in placed:
         uuid = o.uuid
+        if not uuid:
+            # The node was down: the carrier's call never reached it (no channel, no CDR).
+            report.outcomes["failed"] += 1
+            report.failed_causes[f"node_down:{o.hangup_cause}"] += 1
+            continue
         summary = finished.get(uuid)
         meter: CallMeter | None = None
         legs: dict[str, str] = {}
