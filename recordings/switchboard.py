@@ -52,9 +52,13 @@ async def send_command(
     request_id = uuid.uuid4().hex
     group = REPLY_GROUP_PREFIX + request_id
     channel = await layer.new_channel()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     # Listen before asking, so no answer can come before anyone hears it.
     await layer.group_add(group, channel)
+    receiving = asyncio.ensure_future(layer.receive(channel))
     try:
+        await _listening(layer, channel, receiving, deadline)
         await layer.group_send(
             CONTROL_GROUP,
             {
@@ -65,17 +69,42 @@ async def send_command(
                 "request_id": request_id,
             },
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise SwitchboardTimeout(f"no reply to {command} of call {call_id}")
             try:
-                message = await asyncio.wait_for(layer.receive(channel), remaining)
+                message = await asyncio.wait_for(asyncio.shield(receiving), remaining)
             except TimeoutError:
                 raise SwitchboardTimeout(f"no reply to {command} of call {call_id}") from None
             if message.get("type") == "switchboard.reply":
                 return Reply(bool(message.get("ok")), str(message.get("message") or ""))
+            receiving = asyncio.ensure_future(layer.receive(channel))
     finally:
+        if not receiving.done():
+            receiving.cancel()
         await layer.group_discard(group, channel)
+
+
+async def _listening(
+    layer: object, channel: str, receiving: asyncio.Future[dict], deadline: float
+) -> None:
+    """Wait until the layer can hear a message on ``channel``.
+
+    The PostgreSQL layer (channels_postgres) drops a notification that arrives on a channel
+    before its ``receive()`` has taken the channel's advisory lock, and one that arrives while
+    its listener is still starting (it reads the stored messages first, then LISTENs); the
+    message then sits in the table unheard. A switchboard answers within milliseconds, so the
+    command goes out only once both are in place. Other layers queue by channel: nothing to
+    wait for.
+    """
+    locks = getattr(layer, "_channel_advisory_locks", None)
+    if not isinstance(locks, dict):
+        await asyncio.sleep(0)
+        return
+    loop = asyncio.get_running_loop()
+    while loop.time() < deadline and not receiving.done():
+        running = getattr(layer, "listener_task_is_running", None)
+        if locks.get(channel) and running is not None and running.is_set():
+            return
+        await asyncio.sleep(0.005)

@@ -1,0 +1,72 @@
+"""The mask command's round trip on the real PostgreSQL channel layer (the default without
+Redis), with a switchboard that answers at once: the answer must never be lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from django.db import connection
+
+from recordings import switchboard
+
+
+def _postgres_layer_config() -> dict[str, object]:
+    db = connection.settings_dict
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": db["NAME"],
+        "USER": db["USER"],
+        "PASSWORD": db["PASSWORD"] or "",
+        "HOST": db["HOST"],
+        "PORT": db["PORT"],
+        "TIME_ZONE": None,
+        "OPTIONS": {},
+        "PSYCOPG_OPTIONS": {"min_size": 1, "max_size": 2},
+    }
+
+
+@pytest.fixture
+def postgres_layer(django_db_setup, django_db_blocker, settings):  # type: ignore[no-untyped-def]
+    with django_db_blocker.unblock():
+        if "channels_postgres" not in settings.DATABASES:
+            settings.DATABASES["channels_postgres"] = {
+                **connection.settings_dict,
+                "ENGINE": "django.db.backends.postgresql",
+            }
+        config = _postgres_layer_config()
+        settings.CHANNEL_LAYERS = {
+            "default": {"BACKEND": "channels_postgres.core.PostgresChannelLayer", "CONFIG": config}
+        }
+        yield config
+
+
+async def _switchboard(config: dict[str, object], ready: asyncio.Event, answers: int) -> None:
+    """A switchboard on its own layer instance (as in its own process), answering at once."""
+    from channels_postgres.core import PostgresChannelLayer
+
+    layer = PostgresChannelLayer(**config)
+    channel = await layer.new_channel()
+    await layer.group_add(switchboard.CONTROL_GROUP, channel)
+    ready.set()
+    try:
+        for _ in range(answers):
+            command = await layer.receive(channel)
+            await layer.group_send(
+                switchboard.REPLY_GROUP_PREFIX + command["request_id"],
+                {"type": "switchboard.reply", "ok": True, "message": command["command"]},
+            )
+    finally:
+        await layer.group_discard(switchboard.CONTROL_GROUP, channel)
+
+
+async def test_an_immediate_answer_is_heard_on_the_postgres_layer(postgres_layer):  # type: ignore[no-untyped-def]
+    ready = asyncio.Event()
+    responder = asyncio.create_task(_switchboard(postgres_layer, ready, answers=3))
+    await asyncio.wait_for(ready.wait(), 10)
+    for command in ("mask", "unmask", "mask"):
+        reply = await switchboard.send_command(command, "call-pg", "ag-1")
+        assert reply == switchboard.Reply(True, command)
+    await asyncio.wait_for(responder, 5)
+    with pytest.raises(switchboard.SwitchboardTimeout):
+        await switchboard.send_command("unmask", "call-pg", None, timeout=0.3)
