@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from calls.stats import call_figures
 from ccplatform.jobs import defer_on_commit
 from portal.forms import ContactForm, ContactImportForm
 from portal.models import Contact, ContactImport
@@ -45,6 +46,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "contact_count": Contact.objects.count(),
             "vip_count": Contact.objects.filter(vip=True).count(),
             "member_count": Membership.objects.filter(tenant=tenant).count(),
+            "calls": call_figures(30),
             "recent": AuditEvent.objects.filter(tenant_id=tenant.pk)[:8]
             if role == Role.CLIENT_ADMIN
             else [],
