@@ -3,13 +3,15 @@
 The request goes to group ``switchboard.control`` as
 ``{"type": "switchboard.command", "command": "mask" | "unmask", "call_id", "agent_id",
 "request_id"}``; the switchboard answers on group ``switchboard.reply.<request_id>`` with
-``{"type": "switchboard.reply", "ok": bool, "message": str}``.
+``{"type": "switchboard.reply", "ok": bool, "message": str}`` (a ``request_id`` in the reply,
+if the switchboard adds one, must be the request's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from dataclasses import dataclass
 
 from channels.layers import get_channel_layer
@@ -35,6 +37,17 @@ class Reply:
     message: str
 
 
+#: Idle reply channels kept per (layer, event loop), for reuse.
+_idle: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, list[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _idle_channels(layer: object) -> list[str]:
+    loop = asyncio.get_running_loop()
+    return _idle.setdefault(loop, {}).setdefault(id(layer), [])
+
+
 async def send_command(
     command: str,
     call_id: str,
@@ -42,7 +55,13 @@ async def send_command(
     *,
     timeout: float | None = None,
 ) -> Reply:
-    """Send one command and wait for its reply (raises :class:`SwitchboardTimeout`)."""
+    """Send one command and wait for its reply (raises :class:`SwitchboardTimeout`).
+
+    Reply channels are reused, one request at a time each: the PostgreSQL layer holds a
+    database advisory lock for every channel it has received on, for the life of the
+    process, so a new channel per request would pile up locks. A channel whose request timed
+    out is dropped (its late answer must not reach the next request).
+    """
     timeout = REPLY_TIMEOUT_S if timeout is None else timeout
     if command not in COMMANDS:
         raise ValueError(f"unknown switchboard command {command!r}")
@@ -51,9 +70,11 @@ async def send_command(
         raise SwitchboardUnavailable("no channel layer")
     request_id = uuid.uuid4().hex
     group = REPLY_GROUP_PREFIX + request_id
-    channel = await layer.new_channel()
+    idle = _idle_channels(layer)
+    channel = idle.pop() if idle else await layer.new_channel()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    reusable = False
     # Listen before asking, so no answer can come before anyone hears it.
     await layer.group_add(group, channel)
     receiving = asyncio.ensure_future(layer.receive(channel))
@@ -77,13 +98,19 @@ async def send_command(
                 message = await asyncio.wait_for(asyncio.shield(receiving), remaining)
             except TimeoutError:
                 raise SwitchboardTimeout(f"no reply to {command} of call {call_id}") from None
-            if message.get("type") == "switchboard.reply":
+            if message.get("type") == "switchboard.reply" and message.get("request_id") in (
+                None,
+                request_id,
+            ):
+                reusable = True
                 return Reply(bool(message.get("ok")), str(message.get("message") or ""))
             receiving = asyncio.ensure_future(layer.receive(channel))
     finally:
         if not receiving.done():
             receiving.cancel()
         await layer.group_discard(group, channel)
+        if reusable:
+            idle.append(channel)
 
 
 async def _listening(

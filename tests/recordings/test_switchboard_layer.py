@@ -68,5 +68,35 @@ async def test_an_immediate_answer_is_heard_on_the_postgres_layer(postgres_layer
         reply = await switchboard.send_command(command, "call-pg", "ag-1")
         assert reply == switchboard.Reply(True, command)
     await asyncio.wait_for(responder, 5)
+    # One reply channel served all three (the layer keeps a database lock per channel).
+    from channels.layers import get_channel_layer
+
+    assert len(get_channel_layer()._channel_advisory_locks) == 1
     with pytest.raises(switchboard.SwitchboardTimeout):
         await switchboard.send_command("unmask", "call-pg", None, timeout=0.3)
+
+
+async def test_reply_channels_are_reused_but_not_after_a_timeout(settings):  # type: ignore[no-untyped-def]
+    from tests.recordings.fakes import FakeSwitchboardLayer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "tests.recordings.fakes.FakeSwitchboardLayer"}
+    }
+    FakeSwitchboardLayer.received = []
+    try:
+        FakeSwitchboardLayer.mode = "silent"
+        with pytest.raises(switchboard.SwitchboardTimeout):
+            await switchboard.send_command("mask", "c-x", None, timeout=0.05)
+        from channels.layers import get_channel_layer
+
+        idle = switchboard._idle_channels(get_channel_layer())
+        assert idle == []  # a late answer must not reach the next request
+        FakeSwitchboardLayer.mode = "ok"
+        assert (await switchboard.send_command("mask", "c-x", None)).ok
+        [channel] = idle
+        assert (await switchboard.send_command("unmask", "c-x", None)).ok
+        assert idle == [channel]
+        assert [m["command"] for m in FakeSwitchboardLayer.received] == ["mask", "mask", "unmask"]
+    finally:
+        FakeSwitchboardLayer.mode = "ok"
+        FakeSwitchboardLayer.received = []
