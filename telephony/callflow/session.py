@@ -167,8 +167,13 @@ class CallSession:
         try:
             return task.result()
         except (ConnectionLost, ESLError) as exc:
-            # "-ERR invalid session id" or a closed socket usually means the caller has just
-            # hung up and the event is on its way: give it a moment to arrive.
+            if "invalid session id" in str(exc).lower():
+                # The switch no longer has the channel (its hangup may never reach us, e.g.
+                # the node restarted): the caller is gone.
+                self.channel_gone_unseen()
+                raise CallerGone from exc
+            # A closed socket usually means the caller has just hung up and the event is on
+            # its way: give it a moment to arrive.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await self.gone.wait()
@@ -489,7 +494,10 @@ class CallSession:
                 return
             await self._answer()
         self.state = "queue"
-        self.meter.enter_queue(self.t(self.now_ms()), queue_id)
+        # An overflow call joined the queue before we answered it: its queue time starts at
+        # the answer (no IVR); otherwise now, as the IVR hands over.
+        entered = self.answered_ms if before_answer and self.answered_ms else self.now_ms()
+        self.meter.enter_queue(self.t(entered), queue_id)
         self.sb.progress(self)
         await self._moh()
         while self.state == "queue":
@@ -521,11 +529,11 @@ class CallSession:
             if self.state != "queue" or self.pending_bridge():
                 return
             await self._break()
-            await self.call.execute("set", f"ccp_announced_wait_sec={int(d.seconds)}")
+            await self._guard(self.call.execute("set", f"ccp_announced_wait_sec={int(d.seconds)}"))
             text = f"Your estimated wait is {seconds_phrase(d.seconds)}."
             if d.reason == "delay":
                 text = f"We are sorry for the delay. {text}"
-            await self.call.execute("playback", playable(Prompt(text=text)))
+            await self._guard(self.call.execute("playback", playable(Prompt(text=text))))
             await self._moh()
             self.sb.stats["announcements"] += 1
         elif isinstance(d, OfferCallback):
@@ -912,6 +920,15 @@ class CallSession:
             self.summary.outcome = self.summary.outcome or "ivr"
         self._engine_end()
         segments: list[Any] = []
+        if self.meter is not None and ev is None and self.meter.is_answered:
+            # We never heard the hangup: leave the meter open; reconciliation closes it from
+            # the legs' CDRs (the ground truth) instead of our guess of the time.
+            self.sb.stats["meters_left_for_cdrs"] += 1
+            segments = self.meter.segments()
+            self.summary.meter = self.meter.to_dict()
+            self.state = "ended"
+            self.sb.finished(self.summary, segments)
+            return
         if self.meter is not None:
             with contextlib.suppress(ValueError):
                 self.meter.hangup(self.t(end_ms), self.hangup_cause or "NORMAL_CLEARING")

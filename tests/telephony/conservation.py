@@ -300,9 +300,15 @@ def account(
         legs: dict[str, str] = {}
         if summary is not None:
             outcome, cause = summary.outcome, summary.cause
+            legs = summary.legs
             if summary.meter is not None:
                 meter = CallMeter.from_dict(summary.meter)
-            legs = summary.legs
+                if not meter.is_ended:
+                    # The switchboard never heard the hangup (a node restart): closed from CDRs.
+                    meter.finish_from_cdrs(
+                        {leg: cdr_times(leg) for leg in legs if leg in world.cdrs}
+                    )
+                    report.recovered_from_cdrs += 1
         elif uuid in progress:
             record = progress[uuid]
             meter = CallMeter.from_dict(record.meter or {})

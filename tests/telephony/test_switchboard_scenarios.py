@@ -1,0 +1,137 @@
+"""Scenario tests on the simulator: overflow caps, opening hours, IVR input, slow lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import replace
+from datetime import UTC, datetime, time
+
+import pytest
+from switchboard_world import did_of, make_directory, start_world
+from test_switchboard import check_partition
+
+from telephony.callflow.directory import BusinessHours, Prompt
+from telephony.simulator.traffic import Caller, CallerOutcome, CallerPlan, TenantProfile
+
+pytestmark = pytest.mark.asyncio
+
+
+def call(world, did: str, choices: list[str], *, number: str = "+380501234567", talk: float = 30.0):  # type: ignore[no-untyped-def]
+    plan = CallerPlan(0, 0.0, "alpha", did, number, patience=10_000.0, talk_time=talk,
+                      choices=choices, wants_callback=False)  # fmt: skip
+    outcome = CallerOutcome(plan)
+    Caller(
+        world.switches[0], plan, TenantProfile("alpha", [did], 0), outcome, random.Random(3)
+    ).start()
+    return outcome
+
+
+def apps(world, uuid: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [a for a, _arg, _t in world.app_logs.get(uuid, [])]
+
+
+async def start(directory, **kw):  # type: ignore[no-untyped-def]
+    world = await start_world(directory, **kw)
+    world.app_logs = {}  # type: ignore[attr-defined]
+    for switch in world.switches:
+        switch.on_hangup_complete.append(
+            lambda ch, w=world: w.app_logs.__setitem__(ch.uuid, list(ch.app_log))
+        )
+    return world
+
+
+async def test_overflow_from_the_clients_centre_is_capped_and_returned_unanswered() -> None:
+    world = await start(make_directory(overflow_did=True, max_overflow=1, agents=2))
+    try:
+        first = call(world, did_of("alpha", 9), [], talk=120.0)
+        await asyncio.sleep(0.3)
+        second = call(world, did_of("alpha", 9), [], number="+380507654321")
+        await world.settle()
+        summaries = {s.caller: s for s in world.sink.calls.values()}
+        assert summaries["+380501234567"].origin == "overflow"
+        assert summaries["+380501234567"].outcome == "answered"
+        refused = summaries["+380507654321"]
+        assert refused.outcome == "overflowed" and refused.cause.startswith("refused:")
+        # Returned unanswered: the client's PBX gets a busy and keeps the call; nothing billed.
+        assert second.hangup_cause == "USER_BUSY"
+        assert world.cdrs[refused.call_id]["answer_ms"] == 0
+        assert world.sink.segments[refused.call_id] == []
+        assert first.bridged_at is not None
+        # Overflow calls skip the IVR: their first segment is the queue.
+        kinds = [s.kind.value for s in world.sink.segments[summaries["+380501234567"].call_id]]
+        assert kinds == ["queue", "agent"]
+        check_partition(world, summaries["+380501234567"].call_id)
+    finally:
+        await world.close()
+
+
+async def test_closed_hours_and_holidays_play_the_closed_prompt_instead_of_the_menu() -> None:
+    today = datetime.now(UTC).date()
+    tomorrow = (today.weekday() + 1) % 7
+    directory = make_directory()
+    plan = directory.tenants["alpha"]
+    closed_today = BusinessHours("UTC", weekly=((tomorrow, time(0, 0), time(23, 59)),))
+    holiday = BusinessHours("UTC", holidays=(today,))
+    for hours in (closed_today, holiday):
+        d = replace(
+            directory,
+            tenants={
+                "alpha": replace(plan, hours=hours, closed_prompt=Prompt(text="We are closed."))
+            },
+        )
+        world = await start(d)
+        try:
+            call(world, did_of("alpha"), ["1"])
+            await world.settle()
+            [summary] = world.sink.calls.values()
+            assert summary.outcome == "ivr"
+            assert "play_and_get_digits" not in apps(world, summary.call_id)
+            assert [s.kind.value for s in world.sink.segments[summary.call_id]] == ["ivr"]
+        finally:
+            await world.close()
+
+
+async def test_invalid_digits_replay_the_menu_and_silence_takes_the_timeout_action() -> None:
+    world = await start(make_directory())
+    try:
+        # "5" is not an option: the invalid prompt plays and the menu repeats; then "1".
+        call(world, did_of("alpha"), ["5", "1"], number="+380500000001")
+        # Only the terminator: no digit at all, three times -> the menu's timeout action (queue).
+        call(world, did_of("alpha"), ["#"], number="+380500000002")
+        await asyncio.sleep(3.0)
+        for ch in list(world.switches[0].channels.values()):
+            world.switches[0].hangup(ch)
+        await world.settle()
+        by = {s.caller: s for s in world.sink.calls.values()}
+        wrong = apps(world, by["+380500000001"].call_id)
+        assert wrong.count("play_and_get_digits") == 2
+        assert "playback" in wrong[wrong.index("play_and_get_digits") :]  # the invalid prompt
+        assert by["+380500000001"].queue == "alpha-general"
+        silent = apps(world, by["+380500000002"].call_id)
+        assert silent.count("play_and_get_digits") == 3
+        assert by["+380500000002"].queue == "alpha-general"
+    finally:
+        await world.close()
+
+
+async def test_a_slow_caller_lookup_never_holds_the_call() -> None:
+    world = await start(make_directory())
+    calls_seen: list[str] = []
+
+    async def slow_lookup(tenant: str, caller: str):  # type: ignore[no-untyped-def]
+        calls_seen.append(caller)
+        await asyncio.sleep(30)  # the client's system hangs
+        return {"answer": "too late"}
+
+    world.sink.lookup = slow_lookup  # type: ignore[method-assign]
+    try:
+        outcome = call(world, did_of("alpha"), ["2", "2"])  # "my order", then "talk to an agent"
+        await world.settle(20)
+        [summary] = world.sink.calls.values()
+        assert calls_seen == ["+380501234567"]
+        assert world.sb.stats["lookup_timeout"] == 1
+        # The self-service option said it found nothing and the caller went on to an agent.
+        assert summary.outcome == "answered" and outcome.bridged_at is not None
+    finally:
+        await world.close()
