@@ -33,6 +33,8 @@ browsers:
 	@command -v /usr/bin/chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 demo: install
+	export STRIPE_FAKE_PORT=$${STRIPE_FAKE_PORT:-12111}; \
+	$(PY) manage.py stripe_fake --exit-with-parent & \
 	$(PY) manage.py demo
 
 test: install browsers

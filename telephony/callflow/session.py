@@ -122,6 +122,7 @@ class CallSession:
         self._moh_playing = False
         self._last_t = 0
         self.held = False
+        self.queued_at = 0.0
         self.unbridge_ev: Event | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -481,6 +482,7 @@ class CallSession:
             )
         )
         self.in_engine = True
+        self.queued_at = at
         if before_answer:
             refused = [d for d in _drain(self.decisions) if isinstance(d, Overflow | Reject)]
             if refused:
@@ -551,6 +553,14 @@ class CallSession:
                         "number": self.caller,
                         "queue": self.summary.queue,
                     },
+                )
+                self.sb.request_callback(
+                    tenant_id=self.summary.tenant_id,
+                    number=self.caller,
+                    queue_id=self.summary.queue,
+                    parent_call_id=self.call_id,
+                    node=self.node,
+                    waited_s=max(0.0, self.now() - self.queued_at),
                 )
                 await self._play(Prompt(text="We will call you back. Goodbye."))
                 await self._hangup()

@@ -329,6 +329,9 @@ class Switchboard:
         moh: str = "local_stream://moh",
         engine: Engine | None = None,
         board: Any = None,
+        callback_dial: str = "sofia/gateway/pstn/{number}",
+        callback_attempts: int = 3,
+        callback_retry_s: float = 300.0,
     ) -> None:
         self.directory = directory
         self.sink: Sink = sink or MemorySink()
@@ -337,6 +340,10 @@ class Switchboard:
         self.engine = engine or Engine()
         #: A ``routing.live.LiveBoard`` fed with every engine event and its decisions.
         self.board = board
+        #: Dial string for calling a caller back (``{number}``: E.164 with "+").
+        self.callback_dial = callback_dial
+        self.callback_attempts = callback_attempts
+        self.callback_retry_s = callback_retry_s
         self.links: dict[str, NodeLink] = {spec.name: NodeLink(self, spec) for spec in nodes}
         self.server = OutboundServer(self._handle_call, outbound_host, outbound_port)
         from .session import CallSession  # noqa: PLC0415  # the session module imports this one
@@ -714,6 +721,21 @@ class Switchboard:
             "adopted_call",
         ):
             self.feed(AgentUnbreak(self.now(), agent))
+
+    def request_callback(self, *, tenant_id: str, number: str, queue_id: str, parent_call_id: str,
+                         node: str, waited_s: float) -> None:  # fmt: skip
+        """Call ``number`` back when an agent of ``queue_id`` is free (see callback.py)."""
+        from .callback import CallbackSession  # noqa: PLC0415
+
+        CallbackSession(self, tenant_id=tenant_id, number=number, queue_id=queue_id,
+                        parent_call_id=parent_call_id, node=node, waited_s=waited_s).start()  # fmt: skip
+
+    def caller_id_for(self, tenant_id: str) -> str:
+        """The number a callback shows: the client's first direct number."""
+        for route in self.directory.numbers.values():
+            if route.tenant_id == tenant_id and route.origin == "direct":
+                return route.did
+        return "anonymous"
 
     def new_leg_uuid(self) -> str:
         return str(uuidlib.uuid4())

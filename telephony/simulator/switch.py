@@ -87,6 +87,8 @@ class AgentPhone:
     p_busy: float = 0.0
     reject_delay: float = 1.0
     registered: bool = True
+    #: A person's phone (a caller being called back) hangs up this long after answering.
+    hangup_after: float | None = None
 
 
 @dataclass
@@ -1089,6 +1091,10 @@ class Switch:
             await self.clock.sleep(delay)
             if a.alive:
                 self._mark_answered(a)
+                if phone.hangup_after is not None:
+                    await self.clock.sleep(phone.hangup_after)
+                    if a.alive:
+                        self.hangup(a, "NORMAL_CLEARING")
 
     def _flip_cid(self, a: Channel) -> None:
         """After a loopback a-leg answers FreeSWITCH swaps caller and callee ids."""

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .model import Channel
-from .switch import AgentPhone, OriginateError, SimEvent, Switch
+from .switch import AgentPhone, OriginateError, SimEvent, Switch, split_args
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ class Caller:
                 self._abandon.cancel()
 
     async def _answer_prompt(self, arg: str) -> None:
-        parts = arg.split()
+        parts = split_args(arg)  # quoted prompts hold spaces
         var = parts[7] if len(parts) > 7 else ""
         if "callback" in var:
             digit = (
@@ -284,6 +284,12 @@ class Caller:
                 if self.plan.wants_callback
                 else self.profile.decline_digit
             )
+            if self.plan.wants_callback:
+                # Their phone, reachable as user/<number> for the callback.
+                self.switch.agents.setdefault(
+                    self.plan.number,
+                    AgentPhone(self.plan.number, p_no_answer=0.1, hangup_after=self.plan.talk_time),
+                )
         else:
             digit = self.plan.choices[self._choice % len(self.plan.choices)]
             self._choice += 1

@@ -135,3 +135,38 @@ async def test_a_slow_caller_lookup_never_holds_the_call() -> None:
         assert summary.outcome == "answered" and outcome.bridged_at is not None
     finally:
         await world.close()
+
+
+async def test_a_callback_keeps_the_place_and_calls_back_when_an_agent_is_free() -> None:
+    world = await start(make_directory(agents=1, callback_over_s=20.0))
+    world.sb.callback_dial = "user/{number}"  # the simulator's phones; a trunk in production
+    try:
+        busy = call(world, did_of("alpha"), ["1"], number="+380500000010", talk=120.0)
+        await asyncio.sleep(0.5)
+        plan = CallerPlan(1, 0.0, "alpha", did_of("alpha"), "+380500000011", patience=10_000.0,
+                          talk_time=40.0, choices=["1"], wants_callback=True)  # fmt: skip
+        waiting = CallerOutcome(plan)
+        Caller(
+            world.switches[0],
+            plan,
+            TenantProfile("alpha", [did_of("alpha")], 0),
+            waiting,
+            random.Random(5),
+        ).start()
+        await world.settle(30)
+        by = {s.caller: s for s in world.sink.calls.values() if s.origin != "callback"}
+        assert by["+380500000011"].outcome == "callback"
+        assert busy.bridged_at is not None
+        [cb] = [s for s in world.sink.calls.values() if s.origin == "callback"]
+        assert (cb.caller, cb.outcome, cb.cause, cb.agent) == ("+380500000011", "answered", "", "agent0"), cb.cause
+        segs = world.sink.segments[cb.call_id]
+        assert [s.kind.value for s in segs] == ["callback_dial", "agent"]
+        [leg] = [u for u, role in cb.legs.items() if role == "callback"]
+        cdr = world.cdrs[leg]
+        assert (
+            abs(segs[0].start_ms - cdr["answer_ms"]) <= 1000
+            and abs(segs[-1].end_ms - cdr["end_ms"]) <= 1000
+        )
+        assert world.sb.engine.agent_state("agent0")[0] in ("wrap_up", "available")
+    finally:
+        await world.close()
