@@ -798,6 +798,100 @@ class CallSession:
             return False
         return await self._escalate(reason=reason, context={"agent": self.agent or ""})
 
+    async def consult(self) -> bool:
+        """Warm escalation: the agent talks to the second line first, the caller on hold (music).
+
+        The agent's segment goes on (hold and consult count as agent time); the second line's
+        leg is metered as ``escalation`` from its answer. :meth:`complete_transfer` hands the
+        caller over; :meth:`cancel_consult` takes the agent back to the caller."""
+        plan = self.plan
+        if self.state != "agent" or plan is None or self.meter is None or self.agent_leg is None:
+            return False
+        dest = plan.second_line
+        if not dest or dest.startswith(("queue:", "client:")):
+            return False
+        link = self.sb.link_for(self.node)
+        leg = self.sb.new_leg_uuid()
+        self.sb.register_leg(leg, self.call_id, "")
+        variables = {
+            "origination_uuid": leg,
+            "originate_timeout": "30",
+            "park_timeout": "120",
+            "ccp_call": self.call_id,
+            "ccp_tenant": plan.tenant_id,
+            "ccp_role": "escalation",
+            "sip_h_X-CCP-Call": self.call_id,
+            "sip_h_X-CCP-Agent": self.agent or "",
+            "origination_caller_id_number": self.caller or "anonymous",
+        }
+        dial = "{" + ",".join(f"{k}={v}" for k, v in variables.items()) + "}" + dest + " &park()"
+        try:
+            await link.originate(dial, timeout=40)
+        except (CommandError, ESLError, ConnectionLost, TimeoutError):
+            self.sb.agent_legs.pop(leg, None)
+            self.sb.stats["escalation_failed"] += 1
+            return False
+        self.second_leg = leg
+        self.second_end = link.wait_leg_end(leg)
+        self.summary.legs[leg] = "escalation"
+        self.meter.escalation_answered(
+            self.t(link.answered_ms.pop(leg, None) or self.now_ms()), leg, dest
+        )
+        self.state = "consult"
+        # Park the caller first (breaking the bridge by parking does not hang the caller up,
+        # whatever hangup_after_bridge says); the agent then talks to the second line and the
+        # caller hears music.
+        await link.api(f"uuid_park {self.call_id}")
+        await link.api(f"uuid_bridge {self.agent_leg} {leg}")
+        await self._moh()
+        self.sb.stats["consults"] += 1
+        return True
+
+    async def complete_transfer(self) -> bool:
+        """End of a warm escalation: the caller goes to the second line, our agent drops."""
+        if self.state != "consult" or self.second_leg is None or self.meter is None:
+            return False
+        link = self.sb.link_for(self.node)
+        agent_leg = self.agent_leg
+        await link.api(f"uuid_bridge {self.call_id} {self.second_leg}")
+        self.meter.agent_left(self.t(self.now_ms()))
+        self.state = "escalated"
+        self.summary.outcome, self.summary.cause = "escalated", "warm"
+        self._engine_end_connected()
+        if agent_leg is not None:
+            self.sb.agent_legs.pop(agent_leg, None)
+            await self._kill(agent_leg, "NORMAL_CLEARING")
+        self.sb.stats["escalations"] += 1
+        return True
+
+    async def cancel_consult(self) -> bool:
+        """The second line can't help: drop it, the agent is back with the caller."""
+        if self.state != "consult" or self.second_leg is None or self.agent_leg is None:
+            return False
+        link = self.sb.link_for(self.node)
+        leg, self.second_leg = self.second_leg, None
+        await link.api(f"uuid_bridge {self.call_id} {self.agent_leg}")
+        self.state = "agent"
+        await self._kill(leg, "NORMAL_CLEARING")
+        if self.second_end is not None:
+            ev = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    ev = await asyncio.shield(self.second_end)
+            assert self.meter is not None
+            with contextlib.suppress(ValueError):
+                self.meter.escalation_ended(event_ms(ev, self.now()), leg, "NORMAL_CLEARING")
+            self.second_end = None
+        return True
+
+    def _engine_end_connected(self) -> None:
+        """The engine's part ends (agent to wrap-up) while the call goes on elsewhere."""
+        if self.in_engine and self.sb.engine.call_state(self.engine_id) == "connected":
+            self.in_engine = False
+            self.sb.feed(CallEnded(self.now(), self.engine_id))
+            if self.agent is not None:
+                self.sb.push(self.agent, {"kind": "ended", "call_id": self.call_id})
+
     # ------------------------------------------------------------------ agent commands
     def card(self, kind: str) -> dict[str, Any]:
         """What the agent's console shows about this call."""
@@ -919,7 +1013,7 @@ class CallSession:
             self.summary.outcome = self.summary.outcome or "abandoned"
             if self.meter is not None:
                 self.meter.leave_queue(self.t(end_ms), "abandon")
-        elif self.state in ("agent", "after_agent"):
+        elif self.state in ("agent", "after_agent", "consult"):
             self.summary.outcome = self.summary.outcome or "answered"
         elif self.state == "escalated":
             self.summary.outcome = self.summary.outcome or "escalated"

@@ -632,6 +632,8 @@ class Switchboard:
                 return {"ok": False, "message": "state must be available, break or logout"}
             state, reason = self.engine.agent_state(agent_id)
             return {"ok": True, "message": f"{state}{f' ({reason})' if reason else ''}"}
+        if command == "wrap_up_done":
+            return {"ok": False, "message": "wrap-up ends on its timer"}
         session = self._agent_session(agent_id, msg.get("call_id"))
         if session is None:
             return {"ok": False, "message": "you are not on that call"}
@@ -647,14 +649,28 @@ class Switchboard:
                 if not await session.set_masked(command == "mask"):
                     return {"ok": False, "message": "this call is not being recorded"}
             elif command == "escalate":
-                if not await session.escalate_now():
+                warm = msg.get("mode") == "warm"
+                ok = await (session.consult() if warm else session.escalate_now())
+                if not ok:
                     return {
                         "ok": False,
                         "message": "the second line did not answer; the caller is still with you",
                     }
+            elif command == "complete_transfer":
+                if not await session.complete_transfer():
+                    return {"ok": False, "message": "there is no consultation to complete"}
+            elif command == "cancel_consult":
+                if not await session.cancel_consult():
+                    return {"ok": False, "message": "there is no consultation to cancel"}
             elif command == "transfer":
+                if msg.get("to_agent"):
+                    return {
+                        "ok": False,
+                        "message": "transfer to a named agent is not available yet: transfer to a queue",
+                    }
                 if not await session.transfer_to_queue(str(msg.get("queue_id") or "")):
                     return {"ok": False, "message": "no such queue for this client"}
+
             else:
                 return {"ok": False, "message": f"unknown command {command!r}"}
         except (ESLError, ConnectionLost, TimeoutError) as exc:
@@ -664,7 +680,11 @@ class Switchboard:
     def _agent_session(self, agent_id: str, call_id: Any) -> Any:
         engine_call = self.engine.agent_call(agent_id)
         session = self.sessions.get(engine_call) if engine_call else None
-        if session is None or session.agent != agent_id:
+        if (
+            session is None
+            or session.agent != agent_id
+            or session.state not in ("agent", "consult")
+        ):
             return None
         if call_id and call_id != session.call_id:
             return None

@@ -1633,6 +1633,11 @@ class Switch:
         a, b = self._chan(words[0]), self._chan(words[1])
         if a is None or b is None:
             return "-ERR Invalid uuid\n"
+        # A leg already bridged elsewhere leaves that bridge first (its old partner is
+        # unbridged, not hung up: it goes back to what it ran before, e.g. park).
+        for ch in (a, b):
+            if ch.bridged_to is not None and ch.bridged_to not in (a, b):
+                self._break_bridge(ch)
         # switch_ivr_uuid_bridge: both legs get a transfer source and each
         # other's profile before their parks are broken.
         now_s = self.clock.now_us() // 1_000_000
@@ -1646,6 +1651,18 @@ class Switch:
                 self.set_state(ch, state)
         self.spawn(self._uuid_bridge(a, b))
         return f"+OK {b.uuid}\n"
+
+    def _break_bridge(self, ch: Channel) -> None:
+        other = ch.bridged_to
+        if other is None:
+            return
+        for x in (ch, other):
+            for entry in [e for e in self.rt(x).unwind if e.label == "unbridge"]:
+                self.pop_unwind(x, entry)
+        if ch.bridged_to is other:
+            ch.bridged_to = None
+        if other.bridged_to is ch:
+            other.bridged_to = None
 
     async def _uuid_bridge(self, a: Channel, b: Channel) -> None:
         for ch, other in ((a, b), (b, a)):

@@ -100,6 +100,8 @@ class Report:
     bridged_at_crash: int = 0
     bridged_survived: int = 0
     stuck: list[str] = field(default_factory=list)
+    callbacks: int = 0
+    callbacks_answered: int = 0
 
     def table(self) -> str:
         rows = [("calls placed", self.placed)]
@@ -124,6 +126,8 @@ class Report:
             ("    swept from the error folder", self.cdr_swept),
             ("    repeats ignored", self.cdr_repeats),
             ("  legs without CDR", len(self.legs_without_cdr)),
+            ("callbacks dialled (attempts)", self.callbacks),
+            ("  answered and bridged to an agent", self.callbacks_answered),
             ("answered caller legs", self.answered_a_legs),
             ("  closed from CDRs after the crash", self.recovered_from_cdrs),
             ("  segments != CDR answered time", len(self.partition_errors)),
@@ -349,6 +353,35 @@ def account(
         if a_leg != answered:
             report.partition_errors.append(f"{uuid}: segments {a_leg} ms, CDR {answered} ms")
         report.rated_ms += a_leg
+        report.segments += len(result.segments)
+        by_tenant.setdefault(meter.tenant_id, []).extend(result.segments)
+    # Callbacks the platform dialled (not placed by callers: each attempt is its own call).
+    for summary in finished.values():
+        if summary.origin != "callback":
+            continue
+        report.callbacks += 1
+        if summary.outcome != "answered" or summary.meter is None:
+            continue
+        report.callbacks_answered += 1
+        meter = CallMeter.from_dict(summary.meter)
+        legs = summary.legs
+        a_leg = meter.a_leg_uuid
+        cdrs = {leg: cdr_times(leg) for leg in legs if leg in world.cdrs}
+        result = reconcile(
+            meter.segments(),
+            cdrs,
+            a_leg_uuid=a_leg,
+            unmetered_legs=[leg for leg, r in legs.items() if r == "agent"],
+        )
+        cdr = world.cdrs.get(a_leg)
+        if result.status != "ok" or cdr is None:
+            report.partition_errors.append(
+                f"callback {summary.call_id}: {result.status} {result.messages}"
+            )
+            continue
+        answered = int(cdr["end_ms"]) - int(cdr["answer_ms"])
+        if sum(s.duration_ms for s in result.segments if s.leg_uuid == a_leg) != answered:
+            report.partition_errors.append(f"callback {summary.call_id}: segments != CDR")
         report.segments += len(result.segments)
         by_tenant.setdefault(meter.tenant_id, []).extend(result.segments)
     rating = plan()

@@ -45,12 +45,15 @@ def check_partition(world, call_id: str) -> None:  # type: ignore[no-untyped-def
     assert sum(s.duration_ms for s in final) == cdr["end_ms"] - cdr["answer_ms"]
 
 
-async def place(world, did: str, number: str = "+380501112233", digits: str = "1"):  # type: ignore[no-untyped-def]
-    """One scripted caller: presses ``digits`` at the prompts, talks until the test hangs up."""
+async def place(
+    world, did: str, number: str = "+380501112233", digits: str = "1", talk: float = 30.0
+):  # type: ignore[no-untyped-def]
+    """One scripted caller: presses ``digits`` at the prompts, talks ``talk`` simulated seconds
+    once bridged (unless the test hangs up first)."""
     from telephony.simulator.traffic import CallerOutcome, CallerPlan, TenantProfile
 
     switch = world.switches[0]
-    plan = CallerPlan(0, 0.0, "alpha", did, number, patience=10_000.0, talk_time=30.0,
+    plan = CallerPlan(0, 0.0, "alpha", did, number, patience=10_000.0, talk_time=talk,
                       choices=list(digits), wants_callback=False)  # fmt: skip
     import random
 

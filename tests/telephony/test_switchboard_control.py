@@ -106,7 +106,7 @@ async def test_agent_escalates_cold_to_the_second_line() -> None:
     world = await start_world(make_directory(agents=1))
     try:
         sb = world.sb
-        await place(world, did_of("alpha"), digits="1")
+        await place(world, did_of("alpha"), digits="1", talk=3600.0)
         await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
         [session] = list(sb.sessions.values())
         assert (await sb.command({"agent_id": "agent0", "command": "escalate"}))["ok"] is True
@@ -229,5 +229,50 @@ async def test_standby_takes_over_after_a_crash_bridged_calls_survive_and_are_bi
                 and a_leg[-1].end_ms == world.cdrs[cid]["end_ms"]
             )
         await b.stop()
+    finally:
+        await world.close()
+
+
+async def test_warm_escalation_consults_then_hands_over_and_meters_the_overlap() -> None:
+    world = await start_world(make_directory(agents=1))
+    try:
+        sb = world.sb
+        await place(world, did_of("alpha"), digits="1", talk=3600.0)
+        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
+        [session] = list(sb.sessions.values())
+        assert (await sb.command({"agent_id": "agent0", "command": "complete_transfer"}))[
+            "ok"
+        ] is False
+        assert (await sb.command({"agent_id": "agent0", "command": "escalate", "mode": "warm"}))[
+            "ok"
+        ] is True
+        assert session.state == "consult"
+        switch = world.switches[0]
+        # The agent talks to the second line; the caller waits with music.
+        assert switch.channels[session.agent_leg].bridged_to.uuid == session.second_leg
+        assert switch.channels[session.call_id].bridged_to is None
+        await asyncio.sleep(0.3)
+        assert (await sb.command({"agent_id": "agent0", "command": "complete_transfer"}))[
+            "ok"
+        ] is True
+        assert session.state == "escalated"
+        assert switch.channels[session.call_id].bridged_to.uuid == session.second_leg
+        await wait_for(lambda: sb.engine.agent_state("agent0")[0] in ("wrap_up", "available"))
+        assert (await sb.command({"agent_id": "agent0", "command": "wrap_up_done"}))[
+            "message"
+        ] == "wrap-up ends on its timer"
+        await asyncio.sleep(0.3)
+        switch.hangup(switch.channels[session.call_id])
+        await world.settle()
+        [summary] = world.sink.calls.values()
+        assert (summary.outcome, summary.cause) == ("escalated", "warm")
+        segs = world.sink.segments[summary.call_id]
+        a_leg = [s for s in segs if s.leg_uuid == summary.call_id]
+        assert [s.kind.value for s in a_leg] == ["ivr", "queue", "agent", "handoff"]
+        [esc] = [s for s in segs if s.kind.value == "escalation"]
+        agent_seg = a_leg[2]
+        # The consultation overlaps the agent's segment: both are real resources.
+        assert agent_seg.start_ms < esc.start_ms < agent_seg.end_ms
+        check_partition(world, summary.call_id)
     finally:
         await world.close()
