@@ -88,6 +88,8 @@ def record_call(summary: CallSummary) -> str:
         "queue": summary.queue,
         "agent": summary.agent,
     }
+    if summary.parent_call_id:
+        call_dict["parent_call_id"] = summary.parent_call_id
     if extra:
         call_dict["extra_legs"] = extra
     do_record_call(tenant, call_dict, meter)

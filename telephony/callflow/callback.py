@@ -75,6 +75,7 @@ class CallbackSession:
             origin="callback",
             started_ms=int(sb.now() * 1000),
             queue=queue_id,
+            parent_call_id=parent_call_id,
         )
 
     # -- the switchboard's session protocol -------------------------------------------------

@@ -154,6 +154,7 @@ class CallSummary:
     agent: str = ""
     legs: dict[str, str] = field(default_factory=dict)  # leg uuid -> role (a, agent, escalation)
     meter: dict[str, Any] | None = None
+    parent_call_id: str = ""  # a callback's original call
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -158,7 +158,12 @@ async def test_a_callback_keeps_the_place_and_calls_back_when_an_agent_is_free()
         assert by["+380500000011"].outcome == "callback"
         assert busy.bridged_at is not None
         [cb] = [s for s in world.sink.calls.values() if s.origin == "callback"]
-        assert (cb.caller, cb.outcome, cb.cause, cb.agent) == ("+380500000011", "answered", "", "agent0"), cb.cause
+        assert (cb.caller, cb.outcome, cb.cause, cb.agent) == (
+            "+380500000011",
+            "answered",
+            "",
+            "agent0",
+        ), cb.cause
         segs = world.sink.segments[cb.call_id]
         assert [s.kind.value for s in segs] == ["callback_dial", "agent"]
         [leg] = [u for u, role in cb.legs.items() if role == "callback"]

@@ -88,6 +88,11 @@ class Command(BaseCommand):
             "--moh", default="local_stream://moh", help="music on hold source on the switch"
         )
         parser.add_argument(
+            "--callback-dial",
+            default="sofia/gateway/pstn/{number}",
+            help="dial string for calling callers back ({number} is their E.164 number)",
+        )
+        parser.add_argument(
             "--lock-poll",
             type=float,
             default=0.5,
@@ -153,6 +158,7 @@ class Command(BaseCommand):
             outbound_port=port,
             moh=opts["moh"],
             board=board,
+            callback_dial=opts["callback_dial"],
         )
         await sb.start()
         with contextlib.suppress(TimeoutError):

@@ -114,7 +114,8 @@ class Command(BaseCommand):
         for did in dids:
             sim += ["--did", did]
         switchboard = [sys.executable, "manage.py", "switchboard", "--node",
-                       f"sim1=127.0.0.1:{esl}:ClueCon", "--outbound", f"127.0.0.1:{outbound}"]  # fmt: skip
+                       f"sim1=127.0.0.1:{esl}:ClueCon", "--outbound", f"127.0.0.1:{outbound}",
+                       "--callback-dial", "user/{number}"]  # fmt: skip
         self.stdout.write(
             f"Simulated switch on 127.0.0.1:{esl} with {len(dids)} numbers and agent phones "
             f"1001-1010; switchboard on 127.0.0.1:{outbound}; wallboard at /wallboard/."
