@@ -597,7 +597,7 @@ async def main_async(args: argparse.Namespace) -> None:
             )
         if sc.name in ("queued",) or sc.name == f"ladder-{args.dispatch_cps:g}":
             print_dispatch(r, f"{sc.cps:g} calls/s, {sc.name}")
-        if sc.name == "issue3" and args.quick:
+        if sc.name == "issue3":
             print_dispatch(r, f"{sc.cps:g} calls/s, {sc.name}")
         if "profile" in r:
             print("\ncProfile of the switchboard process (top 15 by own time, top 25 cumulative):")
