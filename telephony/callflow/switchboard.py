@@ -346,7 +346,10 @@ class Switchboard:
         self.callback_attempts = callback_attempts
         self.callback_retry_s = callback_retry_s
         self.links: dict[str, NodeLink] = {spec.name: NodeLink(self, spec) for spec in nodes}
-        self.server = OutboundServer(self._handle_call, outbound_host, outbound_port)
+        # connect_timeout: a busy loop must not drop a call whose connect reply is already in.
+        self.server = OutboundServer(
+            self._handle_call, outbound_host, outbound_port, connect_timeout=30.0
+        )
         from .session import CallSession  # noqa: PLC0415  # the session module imports this one
 
         self._session_cls = CallSession

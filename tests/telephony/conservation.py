@@ -322,6 +322,18 @@ def account(
             outcome, cause = meter.outcome()
             if outcome == "failed":
                 cause = f"controller_lost:{cause or 'NORMAL_CLEARING'}"
+        elif uuid in world.cdrs and world.cdrs[uuid]["answer_ms"]:
+            # Answered, but the switchboard died before even the answer was stored: the only
+            # thing a call does before its first stored transition is the IVR, and the switch
+            # hangs such a caller up when the socket goes, so the CDR's answered time is IVR.
+            meter = CallMeter(
+                world.cdrs[uuid]["tenant"], uuid, uuid, "direct", world.cdrs[uuid]["node"]
+            )
+            meter.answered(int(world.cdrs[uuid]["answer_ms"]))
+            meter.hangup(int(world.cdrs[uuid]["end_ms"]), str(world.cdrs[uuid]["cause"]))
+            legs = {uuid: "a"}
+            report.recovered_from_cdrs += 1
+            outcome, cause = "failed", f"controller_lost_in_ivr:{world.cdrs[uuid]['cause']}"
         elif uuid in world.cdrs:
             outcome, cause = "failed", f"no_controller:{world.cdrs[uuid]['cause']}"
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import signal
@@ -164,6 +165,11 @@ class Command(BaseCommand):
         with contextlib.suppress(TimeoutError):
             await sb.wait_nodes(5.0)
         await sb.adopt()
+        # Decision 0008: the engine makes no reference cycles; full collections of a long-lived
+        # world stall the loop (0.1-2 s measured under load), so freeze what start-up built
+        # and collect young objects less often.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         self.stdout.write(
             f"switchboard active: {len(nodes)} node(s) ({', '.join(n.name for n in nodes)}), "
             f"outbound socket {host}:{sb.server.port}, {len(directory.numbers)} numbers, "
