@@ -223,7 +223,14 @@ async def run(
         loop = asyncio.get_running_loop()
         t_crash = loop.time()
         specs = [NodeSpec(n.switch.hostname, "127.0.0.1", n.port, "ClueCon") for n in world.nodes]
-        b = Switchboard(directory, specs, sink=MemorySink(), clock=clock, outbound_port=0)
+        b = Switchboard(
+            directory,
+            specs,
+            sink=MemorySink(),
+            clock=clock,
+            outbound_port=0,
+            callback_dial="user/{number}",
+        )
         await b.start()
         for switch in world.switches:
             switch.outbound = ("127.0.0.1", b.server.port)

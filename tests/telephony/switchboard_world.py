@@ -127,7 +127,9 @@ async def start_world(
         await node.start()
         nodes.append(node)
     specs = [NodeSpec(n.switch.hostname, "127.0.0.1", n.port, "ClueCon") for n in nodes]
-    sb = Switchboard(directory, specs, sink=sink, clock=clock, outbound_port=0)
+    sb = Switchboard(
+        directory, specs, sink=sink, clock=clock, outbound_port=0, callback_dial="user/{number}"
+    )
     await sb.start()
     for node in nodes:
         node.switch.outbound = ("127.0.0.1", sb.server.port)

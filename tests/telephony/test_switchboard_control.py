@@ -186,7 +186,7 @@ async def test_standby_takes_over_after_a_crash_bridged_calls_survive_and_are_bi
         # The standby starts, connects to the node and adopts the busy agents.
         node = world.nodes[0]
         b = Switchboard(directory, [NodeSpec("node1", "127.0.0.1", node.port, "ClueCon")], sink=MemorySink(),
-                        clock=world.clock, outbound_port=0)  # fmt: skip
+                        clock=world.clock, outbound_port=0, callback_dial="user/{number}")  # fmt: skip
         await b.start()
         switch.outbound = ("127.0.0.1", b.server.port)
         await b.wait_nodes(5.0)
