@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 __all__ = [
+    "WrapUpDone",
     "AgentBreak",
     "AgentLogin",
     "AgentLogout",
@@ -452,6 +453,14 @@ class AgentUnbreak(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class WrapUpDone(Event):
+    """The agent finishes wrap-up before its timer (the console's "Finish wrap-up")."""
+
+    kind: ClassVar[str] = "wrap_up_done"
+    agent_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceRegistered(Event):
     kind: ClassVar[str] = "device_registered"
     agent_id: str
@@ -507,6 +516,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AgentLogout,
         AgentBreak,
         AgentUnbreak,
+        WrapUpDone,
         DeviceRegistered,
         DeviceUnregistered,
         TenantUpdated,

@@ -92,6 +92,7 @@ from routing.engine.model import (
     TenantConfig,
     TenantUpdated,
     Tick,
+    WrapUpDone,
     _in_window,
 )
 
@@ -1281,6 +1282,16 @@ class Engine:
         self._free_agent(a, out)
         self._dispatch_agent(a, out)
 
+    def _on_wrap_up_done(self, ev: WrapUpDone, out: list[Decision]) -> None:
+        a = self._known_agent(ev.agent_id, "wrap_up_done")
+        if a is None:
+            return
+        if a.state != WRAP_UP:
+            self._skip("invalid_transition", f"wrap_up_done in {a.state}: {ev.agent_id}")
+            return
+        a.tseq = self._next()  # the pending wrap-up timer no longer matches: it does nothing
+        self._after_work(a, out)
+
     def _on_device_registered(self, ev: DeviceRegistered, out: list[Decision]) -> None:
         a = self._known_agent(ev.agent_id, "device_registered")
         if a is None:
@@ -1739,6 +1750,7 @@ class Engine:
         AgentLogout: _on_agent_logout,
         AgentBreak: _on_agent_break,
         AgentUnbreak: _on_agent_unbreak,
+        WrapUpDone: _on_wrap_up_done,
         DeviceRegistered: _on_device_registered,
         DeviceUnregistered: _on_device_unregistered,
         TenantUpdated: _on_tenant_updated,

@@ -54,6 +54,7 @@ from routing.engine.model import (
     Stall,
     TenantUpdated,
     Tick,
+    WrapUpDone,
 )
 from routing.engine.model import (
     Event as EngineEvent,
@@ -637,7 +638,11 @@ class Switchboard:
             state, reason = self.engine.agent_state(agent_id)
             return {"ok": True, "message": f"{state}{f' ({reason})' if reason else ''}"}
         if command == "wrap_up_done":
-            return {"ok": False, "message": "wrap-up ends on its timer"}
+            if self.engine.agent_state(agent_id)[0] != "wrap_up":
+                return {"ok": False, "message": "you are not in wrap-up"}
+            self.feed(WrapUpDone(at, agent_id))
+            state, _reason = self.engine.agent_state(agent_id)
+            return {"ok": True, "message": state}
         session = self._agent_session(agent_id, msg.get("call_id"))
         if session is None:
             return {"ok": False, "message": "you are not on that call"}

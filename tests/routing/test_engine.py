@@ -826,3 +826,26 @@ def test_snapshot_serialisations_agree_and_restore_alike() -> None:
         Engine.restore_bytes(pickle.dumps([1, 2]))
     with pytest.raises(ValueError, match="version"):
         Engine.restore_bytes(pickle.dumps({"version": 99}))
+
+
+def test_wrap_up_done_frees_the_agent_early_and_its_timer_then_does_nothing() -> None:
+    from routing.engine.model import WrapUpDone
+
+    e = make_engine([queue(wrap_up_s=60)], [agent("a")])
+    assert offers(e.handle(CallArrived(1.0, "c1", "q"))) == [("c1", "a")]
+    e.handle(OfferAnswered(3.0, "c1", "a"))
+    e.handle(CallEnded(50.0, "c1"))
+    assert e.agent_state("a")[0] == "wrap_up"
+    e.handle(WrapUpDone(55.0, "a"))
+    assert e.agent_state("a")[0] == "available"
+    # A caller arriving now is offered at once (not after the 60 s wrap-up)...
+    assert offers(e.handle(CallArrived(56.0, "c2", "q"))) == [("c2", "a")]
+    e.handle(OfferAnswered(57.0, "c2", "a"))
+    # ...and the first wrap-up's timer (due at 110) does not end the agent's new call.
+    e.handle(Tick(111.0))
+    assert e.agent_state("a")[0] == "on_call"
+    # Not in wrap-up: counted and skipped, nothing changes.
+    before = e.stats.get("invalid_transition", 0)
+    assert e.handle(WrapUpDone(112.0, "a")) == []
+    assert e.stats["invalid_transition"] == before + 1
+    e.check_invariants()
