@@ -20,9 +20,9 @@ from channels.testing import WebsocketCommunicator
 
 import agentdesk.consumers as consumers
 from agentdesk.consumers import CONTROL_GROUP, CommandError, check_command, reply_group
-from ccplatform.asgi import application
 from tests.agentdesk.conftest import make_agents, remove_agents
 from tests.conftest import A_HOST, PROVIDER_HOST
+from tests.ws_helpers import closed_with, open_ws
 
 
 @pytest.fixture
@@ -48,38 +48,11 @@ def quick(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setattr(consumers, "REPLY_TIMEOUT_S", 0.4)
 
 
-@sync_to_async
-def _session_for(email: str | None) -> str | None:
-    if email is None:
-        return None
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    from tenants.models import User
-
-    user = User.objects.get(email=email)
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return session.session_key
-
-
 async def _open(email: str | None, host: str = PROVIDER_HOST) -> WebsocketCommunicator:
-    headers = [(b"host", host.encode()), (b"origin", f"http://{host}".encode())]
-    key = await _session_for(email)
-    if key is not None:
-        headers.append((b"cookie", f"sessionid={key}".encode()))
-    return WebsocketCommunicator(application, "/ws/agent/", headers=headers)
+    return await open_ws("/ws/agent/", email, host)
 
 
-async def _closed_with(ws: WebsocketCommunicator) -> int | None:
-    connected, _ = await ws.connect()
-    assert connected
-    message = await ws.receive_output(timeout=5)
-    assert message["type"] == "websocket.close"
-    return message.get("code")
+_closed_with = closed_with
 
 
 async def _agent(email: str = "agent@provider.test") -> WebsocketCommunicator:

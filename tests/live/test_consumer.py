@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from ccplatform.asgi import application
 from routing.engine.model import (
     AgentLogin,
     AgentProfile,
@@ -26,6 +24,7 @@ from routing.engine.model import (
 from routing.live import LiveBoard
 from routing.live_publish import HEARTBEAT_S, group_name, load_snapshot, publish
 from tests.conftest import A_HOST, PROVIDER_HOST
+from tests.ws_helpers import closed_with, open_ws
 
 T0 = 1_795_000_000.0
 
@@ -50,30 +49,8 @@ def memory_layer(settings):  # type: ignore[no-untyped-def]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
-@sync_to_async
-def _session_for(email: str | None) -> str | None:
-    if email is None:
-        return None
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    from tenants.models import User
-
-    user = User.objects.get(email=email)
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return session.session_key
-
-
 async def _open(email: str | None, host: str = PROVIDER_HOST) -> WebsocketCommunicator:
-    headers = [(b"host", host.encode()), (b"origin", f"http://{host}".encode())]
-    key = await _session_for(email)
-    if key is not None:
-        headers.append((b"cookie", f"sessionid={key}".encode()))
-    return WebsocketCommunicator(application, "/ws/live/", headers=headers)
+    return await open_ws("/ws/live/", email, host)
 
 
 @pytest.fixture
@@ -83,12 +60,7 @@ async def board(committed, memory_layer) -> AsyncIterator[LiveBoard]:  # type: i
     yield board
 
 
-async def _closed_with(communicator: WebsocketCommunicator) -> int | None:
-    connected, _ = await communicator.connect()
-    assert connected  # accepted, then closed with a reason the browser can read
-    message = await communicator.receive_output(timeout=5)
-    assert message["type"] == "websocket.close"
-    return message.get("code")
+_closed_with = closed_with
 
 
 @pytest.mark.parametrize("email", ["admin@provider.test", "supervisor@provider.test"])
