@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from calls.actions import DEFAULT_GRACE_S, do_reconcile
-from tenants.models import Client
+from tenants.commands import clients_option
 
 
 class Command(BaseCommand):
@@ -23,11 +23,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts) -> None:  # type: ignore[no-untyped-def]
-        tenants = Client.objects.exclude(schema_name="public").order_by("schema_name")
-        if opts["tenant"]:
-            tenants = tenants.filter(schema_name=opts["tenant"])
-            if not tenants.exists():
-                raise CommandError(f"--tenant: no client company with schema {opts['tenant']!r}")
+        tenants = clients_option(opts["tenant"])
         for tenant in tenants:
             report = do_reconcile(tenant, grace_s=opts["grace"])
             self.stdout.write(str(report))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from recordings.actions import (
     DEFAULT_IDLE_S,
@@ -8,7 +8,7 @@ from recordings.actions import (
     DEFAULT_SETTLE_S,
     do_import_recordings,
 )
-from tenants.models import Client
+from tenants.commands import clients_option
 
 
 class Command(BaseCommand):
@@ -47,11 +47,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts) -> None:  # type: ignore[no-untyped-def]
-        tenants = Client.objects.exclude(schema_name="public").order_by("schema_name")
-        if opts["tenant"]:
-            tenants = tenants.filter(schema_name=opts["tenant"])
-            if not tenants.exists():
-                raise CommandError(f"--tenant: no client company with schema {opts['tenant']!r}")
+        tenants = clients_option(opts["tenant"])
         for tenant in tenants:
             report = do_import_recordings(
                 tenant,

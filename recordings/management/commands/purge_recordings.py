@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from recordings.actions import do_purge_recordings
-from tenants.models import Client
+from tenants.commands import clients_option
 
 
 class Command(BaseCommand):
@@ -17,11 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--tenant", help="schema name of one client company")
 
     def handle(self, *args, **opts) -> None:  # type: ignore[no-untyped-def]
-        tenants = Client.objects.exclude(schema_name="public").order_by("schema_name")
-        if opts["tenant"]:
-            tenants = tenants.filter(schema_name=opts["tenant"])
-            if not tenants.exists():
-                raise CommandError(f"--tenant: no client company with schema {opts['tenant']!r}")
+        tenants = clients_option(opts["tenant"])
         for tenant in tenants:
             report = do_purge_recordings(tenant)
             self.stdout.write(str(report))
