@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from routing.engine.model import (
@@ -300,8 +301,9 @@ class CallSession:
             await self._play(plan.suspended_prompt)
             await self._hangup()
             return
-        if True:  # contacts always; the client's webhook when configured
-            self._lookup = asyncio.get_running_loop().create_task(self._do_lookup(plan))
+        # Caller lookup starts now (the tenant's contacts, and its webhook if configured) and
+        # runs while the greeting plays; the IVR waits for it only when it needs the answer.
+        self._lookup = asyncio.get_running_loop().create_task(self._do_lookup(plan))
         queue_id = route.queue or plan.default_queue
         if self.summary.origin == "overflow":
             # The client's centre sent it: straight to the queue; over the cap it goes back
@@ -697,7 +699,8 @@ class CallSession:
             # Withdrawn while it rang (caller left, answered elsewhere, timer): not wanted.
             self.summary.legs[leg] = "agent"  # answered, so its CDR is this call's
             sb.agent_legs.pop(leg, None)
-            self.pending.pop(agent_id, None) if self.pending.get(agent_id) == leg else None
+            if self.pending.get(agent_id) == leg:
+                del self.pending[agent_id]
             await self._kill(leg, "ORIGINATOR_CANCEL")
             return
         self.pending.pop(agent_id, None)
@@ -1097,7 +1100,5 @@ def _e164(number: str) -> str:
     return digits
 
 
-def _utc(ts: float):  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime  # noqa: PLC0415
-
+def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
