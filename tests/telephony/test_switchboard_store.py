@@ -156,3 +156,36 @@ def test_recording_and_masking_notices_reach_the_tenants_recordings(cast) -> Non
         )
     with schema_context("beta"):
         assert not Recording.objects.filter(call_id="c-rec-1").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--outbound", "nonsense"], "--outbound: expected HOST:PORT, got 'nonsense'"),
+        (["--outbound", "127.0.0.1:99999"], "--outbound: expected HOST:PORT"),
+        (
+            ["--node", "fs1=10.0.0.1"],
+            "--node: expected NAME=HOST:PORT:PASSWORD, got 'fs1=10.0.0.1'",
+        ),
+        (["--node", "=10.0.0.1:8021:x"], "--node: expected NAME=HOST:PORT:PASSWORD"),
+    ],
+)
+def test_switchboard_command_names_the_bad_option(args, message) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError) as err:
+        call_command("switchboard", *args)
+    assert message in str(err.value)
+
+
+def test_a_plain_http_lookup_webhook_is_refused_outside_debug(settings) -> None:  # type: ignore[no-untyped-def]
+    from telephony.callflow.directory import LookupWebhook
+    from telephony.switchboard_store import call_webhook
+
+    settings.DEBUG = False
+    # Refused before any connection is tried (nothing listens on this port).
+    assert (
+        call_webhook(LookupWebhook("http://127.0.0.1:9/lookup", "s3cret"), "alpha", "+380501112233")
+        is None
+    )
