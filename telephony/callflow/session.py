@@ -512,6 +512,17 @@ class CallSession:
                     f"refused:{refused[0].reason}",
                 )
                 sb.stats["overflow_refused"] += 1
+                target = getattr(refused[0], "target", "")
+                if target == "callback" and self.caller:
+                    # Over the cap, the tenant's rule offers a callback instead of a busy.
+                    await self._answer()
+                    self.summary.outcome = "callback"
+                    sb.request_callback(tenant_id=self.summary.tenant_id, number=self.caller,
+                                        queue_id=queue_id, parent_call_id=self.call_id,
+                                        node=self.node, waited_s=0.0)  # fmt: skip
+                    await self._play(Prompt(text="All our agents are busy. We will call you back."))
+                    await self._hangup()
+                    return
                 await self._hangup("USER_BUSY")
                 return
             await self._answer()

@@ -12,6 +12,7 @@ from switchboard_world import did_of, make_directory, start_world
 from test_switchboard import check_partition
 
 from telephony.callflow.directory import BusinessHours, Prompt
+from telephony.simulator.switch import AgentPhone
 from telephony.simulator.traffic import Caller, CallerOutcome, CallerPlan, TenantProfile
 
 pytestmark = pytest.mark.asyncio
@@ -173,5 +174,30 @@ async def test_a_callback_keeps_the_place_and_calls_back_when_an_agent_is_free()
             and abs(segs[-1].end_ms - cdr["end_ms"]) <= 1000
         )
         assert world.sb.engine.agent_state("agent0")[0] in ("wrap_up", "available")
+    finally:
+        await world.close()
+
+
+async def test_over_the_overflow_cap_the_rule_can_offer_a_callback_instead_of_busy() -> None:
+    directory = make_directory(overflow_did=True, max_overflow=1, agents=1)
+    routing = {"alpha": replace(directory.routing["alpha"], overflow_refused_target="callback")}
+    world = await start(replace(directory, routing=routing))
+    world.sb.callback_dial = "user/{number}"
+    world.switches[0].agents["+380507654321"] = AgentPhone("+380507654321", hangup_after=20.0)
+    try:
+        call(world, did_of("alpha", 9), [], talk=60.0)
+        await asyncio.sleep(0.3)
+        call(world, did_of("alpha", 9), [], number="+380507654321")
+        await world.settle(30)
+        first = {s.caller: s for s in world.sink.calls.values() if s.origin == "overflow"}
+        refused = first["+380507654321"]
+        assert refused.outcome == "callback" and refused.cause.startswith("refused:")
+        assert world.cdrs[refused.call_id]["answer_ms"] > 0  # answered to say so, then called back
+        [cb] = [s for s in world.sink.calls.values() if s.origin == "callback"]
+        assert (
+            cb.caller == "+380507654321"
+            and cb.outcome == "answered"
+            and cb.parent_call_id == refused.call_id
+        )
     finally:
         await world.close()
