@@ -134,6 +134,7 @@ class CallSession:
         self._moh_playing = False
         self._last_t = 0
         self.held = False
+        self.masked = False
         self.queued_at = 0.0
         self.unbridge_ev: Event | None = None
 
@@ -459,6 +460,7 @@ class CallSession:
         await self.call.api(
             f"uuid_record {self.call_id} {'mask' if masked else 'unmask'} {self.recording}"
         )
+        self.masked = masked
         await self.sb.sink.notice(
             "masked",
             {
@@ -942,6 +944,9 @@ class CallSession:
             "caller": self.caller,
             "queue": self.summary.queue,
             "contact": lookup,
+            "on_hold": self.held,
+            "masked": self.masked,
+            "consulting": self.state == "consult",
         }
 
     async def hold(self, on: bool) -> None:

@@ -606,7 +606,7 @@ class Switchboard:
         return {
             "state": state,
             "reason": reason,
-            "call": session.card("connected" if session.state == "agent" else "offer")
+            "call": session.card("connected" if session.state in ("agent", "consult") else "offer")
             if session
             else None,
             "seq": self._agent_seq[agent_id],

@@ -57,6 +57,9 @@ async def test_agent_state_commands_and_numbered_pushes() -> None:
             await sb.command({"agent_id": "agent1", "command": "hold", "call_id": session.call_id})
         )["ok"] is True
         assert world.switches[0].channels[session.call_id].held
+        held = await sb.command({"agent_id": "agent1", "command": "snapshot"})
+        assert held["snapshot"]["call"]["on_hold"] is True
+        assert held["snapshot"]["call"]["masked"] is False
         assert (await sb.command({"agent_id": "agent1", "command": "unhold"}))["ok"] is True
         assert not world.switches[0].channels[session.call_id].held
         assert (await sb.command({"agent_id": "agent1", "command": "hangup"}))["ok"] is True
