@@ -363,19 +363,23 @@ class _RatingVersions(dict):  # type: ignore[type-arg]
         return self[number]
 
 
-def _entry(
+def _charge_entry(
     tenant: Client,
     seg: Segment,
-    version_row: PlanVersion,
-    core_version: RatePlanVersion,
+    *,
+    version_id: int,
+    currency: str,
+    disposition: str,
+    billable_seconds: int,
+    amount: Decimal,
+    long_segment: bool,
     period_start: date,
     late: bool,
-    rating: _RatingVersions,
 ) -> LedgerEntry:
-    rated = rate_segment(seg, rating[core_version.version])
+    """One unsaved charge for ``seg`` (both ledger writers and the re-rate build it here)."""
     return LedgerEntry(
         tenant=tenant,
-        plan_version=version_row,
+        plan_version_id=version_id,
         entry_type=LedgerEntry.EntryType.CHARGE,
         call_id=seg.call_id,
         leg_uuid=seg.leg_uuid,
@@ -387,13 +391,37 @@ def _entry(
         hangup_cause=seg.hangup_cause,
         agent=seg.agent or "",
         queue=seg.queue or "",
+        disposition=disposition,
+        billable_seconds=billable_seconds,
+        amount=amount,
+        currency=currency,
+        period_start=period_start,
+        late=late,
+        long_segment=long_segment,
+    )
+
+
+def _entry(
+    tenant: Client,
+    seg: Segment,
+    version_row: PlanVersion,
+    core_version: RatePlanVersion,
+    period_start: date,
+    late: bool,
+    rating: _RatingVersions,
+) -> LedgerEntry:
+    rated = rate_segment(seg, rating[core_version.version])
+    return _charge_entry(
+        tenant,
+        seg,
+        version_id=version_row.pk,
+        currency=core_version.currency,
         disposition=rated.disposition.value,
         billable_seconds=rated.billable_seconds,
         amount=rated.amount,
-        currency=core_version.currency,
+        long_segment=rated.long_segment,
         period_start=period_start,
         late=late,
-        long_segment=rated.long_segment,
     )
 
 
@@ -721,27 +749,17 @@ def _write_batch_orm(
             continue
         booked, late = _booking_period(p.origin, closed)
         entries.append(
-            LedgerEntry(
-                tenant=tenant,
-                plan_version_id=p.version_id,
-                entry_type=LedgerEntry.EntryType.CHARGE,
-                call_id=seg.call_id,
-                leg_uuid=seg.leg_uuid,
-                kind=seg.kind.value,
-                origin=seg.origin.value,
-                start_ms=seg.start_ms,
-                end_ms=seg.end_ms,
-                answered=seg.answered,
-                hangup_cause=seg.hangup_cause,
-                agent=seg.agent or "",
-                queue=seg.queue or "",
+            _charge_entry(
+                tenant,
+                seg,
+                version_id=p.version_id,
+                currency=currency,
                 disposition=p.disposition,
                 billable_seconds=p.billable_seconds,
                 amount=p.amount,
-                currency=currency,
+                long_segment=p.long_segment,
                 period_start=booked,
                 late=late,
-                long_segment=p.long_segment,
             )
         )
         result.late += late
