@@ -5,8 +5,13 @@ advisory lock (``telephony.switchboard_store.LeaderLock``): the first becomes ac
 waits. This process runs a simulated FreeSWITCH node (real ESL over loopback, real time) with
 agent phones and callers; once enough calls are bridged, the active switchboard is killed with
 SIGKILL. Printed: how long until the standby holds the lock, until it is connected to the node
-and has adopted the agents still bridged, bridged calls dropped (target 0), callers lost who were
-in the IVR or the queue at that moment, and whether calls placed after the takeover are served.
+and has adopted the agents still bridged, bridged calls dropped (target 0), callers who were in
+the IVR or the queue at that moment: carried on by the standby (the dialplan's second socket),
+lost, and later served by an agent; and whether calls placed after the takeover are served.
+
+The two processes share what production shares through PostgreSQL (the engine snapshot and the
+calls' stored progress) through files in a temporary folder (``SharedSink``), so the bench needs
+no migrated database: only the lock.
 
 Needs a PostgreSQL for the lock: ``DATABASE_URL`` (default: the machine's postgres on
 127.0.0.1:5432). Run: ``.venv/bin/python benchmarks/bench_takeover.py [--calls 120 --agents 40]``.
@@ -30,36 +35,74 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "telephony")]
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ccplatform.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
-OUTBOUND_PORT = 18184
+OUTBOUND_PORTS = (18184, 18185)  # the active's socket, the standby's (the dialplan's two)
 
 
-async def worker(esl_port: int, agents: int) -> None:
-    """One switchboard process: wait for the lock, then run calls (prints JSON lines)."""
+def shared_sink(folder: Path):  # type: ignore[no-untyped-def]
+    """A MemorySink whose engine snapshot and call progress live in ``folder`` (both processes)."""
+    from telephony.callflow.switchboard import MemorySink
+
+    class SharedSink(MemorySink):
+        async def save_engine_snapshot(self, data: bytes, at: float) -> None:
+            tmp = folder / "snapshot.tmp"
+            tmp.write_bytes(json.dumps(at).encode() + b"\n" + data)
+            tmp.replace(folder / "snapshot")
+
+        async def load_engine_snapshot(self) -> tuple[bytes, float] | None:
+            path = folder / "snapshot"
+            if not path.exists():
+                return None
+            head, _, data = path.read_bytes().partition(b"\n")
+            return data, float(json.loads(head))
+
+        async def call_progress(self, summary):  # type: ignore[no-untyped-def]
+            await super().call_progress(summary)
+            (folder / f"{summary.call_id}.json").write_text(json.dumps(summary.meter))
+
+        async def load_progress(self, tenant_id: str, call_id: str):  # type: ignore[no-untyped-def]
+            path = folder / f"{call_id}.json"
+            return json.loads(path.read_text()) if path.exists() else None
+
+    return SharedSink()
+
+
+async def worker(esl_port: int, agents: int, port: int, folder: Path) -> None:
+    """One switchboard process: listen, wait for the lock, then run calls (prints JSON lines)."""
     import django
 
     django.setup()
     from switchboard_world import make_directory
 
-    from telephony.callflow.switchboard import MemorySink, NodeSpec, Switchboard
+    from telephony.callflow.switchboard import NodeSpec, Switchboard
     from telephony.switchboard_store import LeaderLock, dsn_from_settings
 
     def say(**kw: object) -> None:
         print(json.dumps({**kw, "t": time.time(), "pid": os.getpid()}), flush=True)
 
+    sb = Switchboard(make_directory(("alpha",), agents=agents), [NodeSpec("node1", "127.0.0.1", esl_port, "ClueCon")],
+                     sink=shared_sink(folder), outbound_port=port)  # fmt: skip
+    await sb.listen()
     lock = LeaderLock(dsn_from_settings(), "ccp-bench-takeover")
     say(event="started")
     await lock.acquire(poll_s=0.2, on_wait=lambda: say(event="standby"))
     say(event="lock")
-    sb = Switchboard(make_directory(("alpha",), agents=agents), [NodeSpec("node1", "127.0.0.1", esl_port, "ClueCon")],
-                     sink=MemorySink(), outbound_port=OUTBOUND_PORT)  # fmt: skip
-    await sb.start()
+    await sb.start(restore=True)
     await sb.wait_nodes(10.0)
     adopted = await sb.adopt()
-    say(event="ready", adopted=adopted)
-    await asyncio.Event().wait()
+    say(event="ready", adopted=adopted, restored=sb.stats["restored_calls"])
+    while True:
+        await asyncio.sleep(1.0)
+        from collections import Counter
+
+        say(event="stats", resumed=sb.stats["calls_resumed"],
+            in_place=sb.stats["calls_resumed_in_place"],
+            agents=Counter(sb.engine.agent_state(a)[0] for a in sb.directory.agents),
+            waiting=sb.engine.waiting("alpha-general"))  # fmt: skip
 
 
 async def bench(args: argparse.Namespace) -> None:
+    import tempfile
+
     from switchboard_world import did_of
 
     from telephony.simulator import Switch, SwitchNode, VirtualClock
@@ -71,18 +114,20 @@ async def bench(args: argparse.Namespace) -> None:
         add_agents,
     )
 
+    folder = Path(tempfile.mkdtemp(prefix="ccp-takeover-"))
     clock = VirtualClock(speed=1.0)
-    switch = Switch(clock=clock, seed=7, hostname="node1", outbound=("127.0.0.1", OUTBOUND_PORT))
+    switch = Switch(clock=clock, seed=7, hostname="node1", outbound=("127.0.0.1", OUTBOUND_PORTS[0]),
+                    standby=("127.0.0.1", OUTBOUND_PORTS[1]))  # fmt: skip
     add_agents(switch, [str(1001 + i) for i in range(args.agents)])
     add_agents(switch, ["2001"])
     switch.dids[did_of("alpha")] = {"ccp_did": did_of("alpha"), "ccp_tenant": "alpha"}
     node = SwitchNode(switch, password="ClueCon", port=0)
     await node.start()
 
-    async def spawn() -> tuple[asyncio.subprocess.Process, asyncio.Queue[dict]]:
+    async def spawn(port: int) -> tuple[asyncio.subprocess.Process, asyncio.Queue[dict]]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--role", "worker", "--esl-port", str(node.port), "--agents", str(args.agents),
-            stdout=subprocess.PIPE,
+            "--port", str(port), "--folder", str(folder), stdout=subprocess.PIPE,
         )  # fmt: skip
         queue: asyncio.Queue[dict] = asyncio.Queue()
 
@@ -102,9 +147,9 @@ async def bench(args: argparse.Namespace) -> None:
                 if msg["event"] == event:
                     return msg
 
-    active, a_events = await spawn()
+    active, a_events = await spawn(OUTBOUND_PORTS[0])
     await until(a_events, "ready")
-    standby, b_events = await spawn()
+    standby, b_events = await spawn(OUTBOUND_PORTS[1])
     await until(b_events, "standby")
 
     outcomes: list[CallerOutcome] = []
@@ -132,13 +177,18 @@ async def bench(args: argparse.Namespace) -> None:
     await asyncio.sleep(5.0)
     dropped = bridged & switch.socket_hangups
     lost_waiting = waiting & switch.socket_hangups
+    carried = waiting & switch.continued
+    stats = await until(b_events, "stats")
     # New calls after the takeover are served by the standby.
     after = len(outcomes)
     for i in range(after, after + 10):
         place(i)
         await asyncio.sleep(0.2)
-    await asyncio.sleep(15.0)
+    # Everyone queued (those carried over first, in their order) is served as agents free up
+    # (talk 40-90 s): give it time.
+    await asyncio.sleep(args.observe)
     served = sum(1 for o in outcomes[after:] if o.bridged_at is not None)
+    waiting_served = sum(1 for o in outcomes if o.uuid in waiting and o.bridged_at is not None)
     print(f"bench_takeover: {args.calls} calls at {args.cps}/s, {args.agents} agents, real time")
     print(
         f"  at the kill: {len(bridged)} bridged calls, {len(waiting)} callers in the IVR or the queue"
@@ -148,7 +198,14 @@ async def bench(args: argparse.Namespace) -> None:
     print(
         f"  bridged calls dropped: {len(dropped)} (target 0); callers in the IVR/queue lost: {len(lost_waiting)}"
     )
-    print(f"  calls placed after the takeover served by an agent: {served} of 10")
+    print(
+        f"  callers in the IVR/queue carried on by the standby: {len(carried)} of {len(waiting)} "
+        f"({stats['in_place']} back in their place from the restored engine of {ready['restored']} "
+        f"calls); served by an agent within {args.observe:.0f} s: {waiting_served}"
+    )
+    print(
+        f"  calls placed after the takeover served by an agent within {args.observe:.0f} s: {served} of 10"
+    )
     standby.kill()
     await standby.wait()
     await active.wait()
@@ -162,9 +219,12 @@ def main() -> None:
     p.add_argument("--agents", type=int, default=40)
     p.add_argument("--calls", type=int, default=80)
     p.add_argument("--cps", type=float, default=4.0)
+    p.add_argument("--observe", type=float, default=90.0, help="seconds to watch after it")
+    p.add_argument("--port", type=int, default=OUTBOUND_PORTS[0], help=argparse.SUPPRESS)
+    p.add_argument("--folder", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.role == "worker":
-        asyncio.run(worker(args.esl_port, args.agents))
+        asyncio.run(worker(args.esl_port, args.agents, args.port, Path(args.folder)))
     else:
         asyncio.run(bench(args))
 

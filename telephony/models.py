@@ -101,6 +101,21 @@ class SwitchNodeStatus(models.Model):
         return f"{self.node_id}: {'connected' if self.connected else 'disconnected'}"
 
 
+class EngineSnapshot(models.Model):
+    """The active switchboard's routing-engine state, stored every few seconds; a standby that
+    takes over restores it (queues with their callers' places, agents' states and timers, the
+    wait-time estimators' history). One row per name, overwritten in place."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    data = models.BinaryField()
+    engine_time = models.FloatField(help_text="the engine's clock (epoch seconds) when taken")
+    size = models.PositiveIntegerField(default=0)
+    stored_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.size} bytes at {self.stored_at:%Y-%m-%d %H:%M:%S}"
+
+
 class UnroutedCdr(models.Model):
     """A CDR whose client could not be resolved: kept here (never dropped) until routed."""
 

@@ -176,6 +176,49 @@ def call_webhook(hook: LookupWebhook, tenant_id: str, number: str) -> dict[str, 
     return data if isinstance(data, dict) else None
 
 
+SNAPSHOT_NAME = "switchboard"
+
+
+def save_snapshot(data: bytes, at: float) -> None:
+    from django.utils import timezone
+
+    from telephony.models import EngineSnapshot
+
+    _fresh()
+    EngineSnapshot.objects.update_or_create(
+        name=SNAPSHOT_NAME,
+        defaults={
+            "data": data,
+            "engine_time": at,
+            "size": len(data),
+            "stored_at": timezone.now(),
+        },
+    )
+
+
+def load_snapshot() -> tuple[bytes, float] | None:
+    from telephony.models import EngineSnapshot
+
+    _fresh()
+    row = EngineSnapshot.objects.filter(name=SNAPSHOT_NAME).first()
+    return (bytes(row.data), row.engine_time) if row is not None else None
+
+
+def load_progress(schema: str, call_id: str) -> dict[str, Any] | None:
+    from calls.models import Call
+
+    _fresh()
+    if _tenant(schema) is None:
+        return None
+    with schema_context(schema):
+        state = (
+            Call.objects.filter(call_id=call_id, meter_complete=False)
+            .values_list("meter_state", flat=True)
+            .first()
+        )
+    return state if isinstance(state, dict) and state else None
+
+
 class DbSink:
     """See the module docstring."""
 
@@ -239,6 +282,15 @@ class DbSink:
             if remote:
                 found = {**(found or {}), **remote}
         return found
+
+    async def save_engine_snapshot(self, data: bytes, at: float) -> None:
+        await sync_to_async(save_snapshot, thread_sensitive=False)(data, at)
+
+    async def load_engine_snapshot(self) -> tuple[bytes, float] | None:
+        return await sync_to_async(load_snapshot, thread_sensitive=False)()
+
+    async def load_progress(self, tenant_id: str, call_id: str) -> dict[str, Any] | None:
+        return await sync_to_async(load_progress, thread_sensitive=False)(tenant_id, call_id)
 
 
 class LeaderLock:

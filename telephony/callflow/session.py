@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -102,6 +103,11 @@ class CallSession:
         self.caller = ch.get("Caller-Caller-ID-Number") or ""
         self.node = self._node_name(ch)
         self.overflow_reason = v.get("sip_h_X-Overflow-Reason", "")
+        #: Answered before it reached us: a previous switchboard's call whose socket resumed
+        #: into ours when that one died (decision 0011, takeover). Never true of a new call:
+        #: the dialplan hands calls over unanswered.
+        answered_us = ch.get("Caller-Channel-Answered-Time") or "0"
+        self.resumed_answer_ms = int(answered_us) // 1000 if answered_us.isdigit() else 0
         self.plan: TenantCallPlan | None = None
         self.state = "new"  # ivr, queue, agent, escalated, ended
         self.gone = asyncio.Event()
@@ -295,6 +301,9 @@ class CallSession:
         self.meter = CallMeter(
             plan.tenant_id, self.call_id, self.call_id, self.summary.origin, self.node
         )
+        if self.resumed_answer_ms:
+            await self._resume(plan, route.queue or plan.default_queue, route.entry_menu)
+            return
         if not plan.active:
             sb.stats["suspended_tenant"] += 1
             self.summary.outcome, self.summary.cause = "failed", "tenant_suspended"
@@ -323,6 +332,63 @@ class CallSession:
             entry = route.entry_menu or plan.entry_menu
             action = f"menu:{entry}" if entry else f"queue:{queue_id}"
         await self._run_actions(action, queue_id)
+
+    async def _resume(self, plan: TenantCallPlan, queue_id: str, entry_menu: str | None) -> None:
+        """Carry on with a call a dead switchboard was running (its caller is still up).
+
+        The meter goes on from the state the predecessor stored (answer, queue entry, bridge),
+        so the call's segments partition its answered time as if nothing happened; a caller
+        who was queued keeps their place (the engine restored from its snapshot still holds
+        the call, or it re-enters with the priority of the time it waited); a caller who was
+        in the IVR hears the menu again; one whose agent or second line is gone goes back to
+        the queue."""
+        sb = self.sb
+        sb.stats["calls_resumed"] += 1
+        assert self.meter is not None
+        self.answered_ms = self.summary.answered_ms = self.resumed_answer_ms
+        stored: dict[str, Any] | None = None
+        with contextlib.suppress(Exception):
+            stored = await sb.sink.load_progress(plan.tenant_id, self.call_id)
+        if stored:
+            try:
+                meter = CallMeter.from_dict(stored)
+                if meter.is_answered and not meter.is_ended:
+                    self.meter = meter
+                    self.summary.origin = meter.origin
+            except ValueError:
+                log.warning(
+                    "call %s: stored meter unusable; metering from the answer", self.call_id
+                )
+        if not self.meter.is_answered:
+            self.meter.answered(self.t(self.resumed_answer_ms))
+        else:
+            self._last_t = self.meter._clock()
+        self.summary.queue = self.meter.queue_id or ""
+        self.summary.agent = self.meter.agent_id or ""
+        self._lookup = asyncio.get_running_loop().create_task(self._do_lookup(plan))
+        self.state = "ivr"
+        with contextlib.suppress(ESLError, ConnectionLost):
+            await self.call.execute("set", "tts_engine=flite")
+        queue_id = self.meter.queue_id or queue_id
+        held = next((e for e in self._engine_ids() if e in sb.restored_calls), None)
+        if self.meter.state == "queue" or (held is not None and self.meter.state == "ivr"):
+            if self.meter.state != "queue":
+                self.meter.enter_queue(self.t(self.now_ms()), queue_id)
+            await self._queue(queue_id, rejoin=True)
+        elif self.meter.state in ("agent", "handoff"):
+            # Bridged no more (the agent or the second line left while nobody controlled the
+            # call): back to the queue, never to silence.
+            if self.meter.state == "agent":
+                self.meter.agent_unbridged(self.t(self.now_ms()), "takeover")
+            await self._play(SECOND_LINE_FAILED)
+            await self._queue(queue_id)
+        else:
+            entry = entry_menu or plan.entry_menu
+            await self._run_actions(f"menu:{entry}" if entry else f"queue:{queue_id}", queue_id)
+
+    def _engine_ids(self) -> list[str]:
+        """The ids this call may have had in the engine (``#n`` after transfers)."""
+        return [self.call_id] + [f"{self.call_id}#{i}" for i in range(1, 10)]
 
     async def _answer(self) -> None:
         await self._guard(self.call.execute_wait("answer"))
@@ -473,7 +539,11 @@ class CallSession:
         return True
 
     # ------------------------------------------------------------------ queue
-    async def _queue(self, queue_id: str, *, before_answer: bool = False) -> None:
+    async def _queue(
+        self, queue_id: str, *, before_answer: bool = False, rejoin: bool = False
+    ) -> None:
+        """Queue the caller. ``rejoin``: a resumed caller whose meter is already in the queue
+        (see :meth:`_resume`) takes its place back instead of arriving."""
         assert self.meter is not None
         sb = self.sb
         self.summary.queue = queue_id
@@ -487,24 +557,44 @@ class CallSession:
             )
         )
         at = self.now()
-        if self.hops:
-            self.engine_id = f"{self.call_id}#{self.hops}"
-            sb.sessions[self.engine_id] = self
-        self.hops += 1
-        sb.feed(
-            CallArrived(
-                at,
-                self.engine_id,
-                queue_id,
-                priority=int((lookup or {}).get("priority", 0) or 0),
-                caller_id=self.caller or None,
-                vip=bool((lookup or {}).get("vip")),
-                topic=(lookup or {}).get("topic"),
-                overflow_in=self.summary.origin == "overflow",
+        held = None
+        if rejoin:
+            self.queued_at = self.meter._clock() / 1000
+            for hops, engine_id in enumerate(self._engine_ids()):
+                if engine_id in sb.restored_calls:
+                    self.engine_id, self.hops = engine_id, hops + 1
+                    sb.sessions[engine_id] = self
+                    self.in_engine = True
+                    held = sb.claim_restored(engine_id)
+                    break
+        if held is None:
+            if self.hops:
+                self.engine_id = f"{self.call_id}#{self.hops}"
+                sb.sessions[self.engine_id] = self
+            self.hops += 1
+            priority = int((lookup or {}).get("priority", 0) or 0)
+            if rejoin:
+                # Not in the restored engine (it queued after the snapshot): the time it has
+                # waited puts it back at its place, as callbacks do.
+                queue = sb.directory.queues.get(queue_id)
+                head = queue.priority_head_start_s if queue is not None else 90.0
+                waited = max(0.0, at - self.queued_at)
+                priority = max(priority, math.ceil(waited / head) if head > 0 else 0)
+            sb.feed(
+                CallArrived(
+                    at,
+                    self.engine_id,
+                    queue_id,
+                    priority=priority,
+                    caller_id=self.caller or None,
+                    vip=bool((lookup or {}).get("vip")),
+                    topic=(lookup or {}).get("topic"),
+                    overflow_in=self.summary.origin == "overflow",
+                )
             )
-        )
-        self.in_engine = True
-        self.queued_at = at
+            self.in_engine = True
+            if not rejoin:
+                self.queued_at = at
         if before_answer:
             refused = [d for d in _drain(self.decisions) if isinstance(d, Overflow | Reject)]
             if refused:
@@ -529,10 +619,11 @@ class CallSession:
                 return
             await self._answer()
         self.state = "queue"
-        # An overflow call joined the queue before we answered it: its queue time starts at
-        # the answer (no IVR); otherwise now, as the IVR hands over.
-        entered = self.answered_ms if before_answer and self.answered_ms else self.now_ms()
-        self.meter.enter_queue(self.t(entered), queue_id)
+        if not rejoin:
+            # An overflow call joined the queue before we answered it: its queue time starts
+            # at the answer (no IVR); otherwise now, as the IVR hands over.
+            entered = self.answered_ms if before_answer and self.answered_ms else self.now_ms()
+            self.meter.enter_queue(self.t(entered), queue_id)
         self.sb.progress(self)
         await self._moh()
         while self.state == "queue":

@@ -39,6 +39,8 @@ from routing.engine.model import (
     AgentUnbreak,
     AgentUpdated,
     Announce,
+    CallAbandoned,
+    CallEnded,
     CancelOffer,
     Decision,
     DeviceRegistered,
@@ -187,18 +189,33 @@ class Sink(Protocol):
 
     async def lookup(self, tenant_id: str, caller: str) -> dict[str, Any] | None: ...
 
+    async def save_engine_snapshot(self, data: bytes, at: float) -> None: ...
+
+    async def load_engine_snapshot(self) -> tuple[bytes, float] | None: ...
+
+    async def load_progress(self, tenant_id: str, call_id: str) -> dict[str, Any] | None:
+        """The meter state last stored for a call in progress (a predecessor's), if any."""
+        ...
+
 
 class MemorySink:
     """Keeps everything in lists (tests, benchmarks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared_with: MemorySink | None = None) -> None:
+        """``shared_with``: a predecessor's sink whose stored progress and engine snapshot this
+        one sees (what the shared database gives two switchboard processes)."""
         self.calls: dict[str, CallSummary] = {}
         self.segments: dict[str, list[Any]] = {}
         self.notices: list[tuple[str, dict[str, Any]]] = []
         self.contacts: dict[tuple[str, str], dict[str, Any]] = {}
         self.finished = asyncio.Event()
         #: call id -> the last progress record (summary with the meter state so far)
-        self.progress: dict[str, CallSummary] = {}
+        self.progress: dict[str, CallSummary] = (
+            shared_with.progress if shared_with is not None else {}
+        )
+        self.snapshot: list[tuple[bytes, float]] = (
+            shared_with.snapshot if shared_with is not None else []
+        )
 
     async def call_progress(self, summary: CallSummary) -> None:
         self.progress[summary.call_id] = summary
@@ -215,6 +232,18 @@ class MemorySink:
 
     async def lookup(self, tenant_id: str, caller: str) -> dict[str, Any] | None:
         return self.contacts.get((tenant_id, caller))
+
+    async def save_engine_snapshot(self, data: bytes, at: float) -> None:
+        self.snapshot[:] = [(data, at)]
+
+    async def load_engine_snapshot(self) -> tuple[bytes, float] | None:
+        return self.snapshot[0] if self.snapshot else None
+
+    async def load_progress(self, tenant_id: str, call_id: str) -> dict[str, Any] | None:
+        record = self.progress.get(call_id)
+        if record is None or record.tenant_id != tenant_id:
+            return None
+        return record.meter
 
 
 def event_ms(ev: Event | None, fallback: float) -> int:
@@ -334,6 +363,8 @@ class Switchboard:
         callback_dial: str = "sofia/gateway/pstn/{number}",
         callback_attempts: int = 3,
         callback_retry_s: float = 300.0,
+        snapshot_every_s: float = 5.0,
+        reentry_grace_s: float = 5.0,
     ) -> None:
         self.directory = directory
         self.sink: Sink = sink or MemorySink()
@@ -362,6 +393,8 @@ class Switchboard:
         self.command_latency: deque[float] = deque(maxlen=100_000)
         #: seconds from the engine deciding an offer to the agent's originate being sent.
         self.dispatch_latency: deque[float] = deque(maxlen=100_000)
+        #: seconds the loop spent taking each engine snapshot.
+        self.snapshot_seconds: deque[float] = deque(maxlen=10_000)
         self.agent_states: dict[str, str] = {}
         self._timer_wakeup = asyncio.Event()
         self._timer_task: asyncio.Task[None] | None = None
@@ -373,23 +406,130 @@ class Switchboard:
         self._agent_seq: Counter[str] = Counter()
         #: agent legs found bridged on a node at start (a previous switchboard's calls).
         self.adopted: dict[str, str] = {}
+        #: Seconds between engine snapshots stored through the sink (0: never), and how long
+        #: after a takeover the calls of the restored engine wait for their callers to come back.
+        self.snapshot_every_s = snapshot_every_s
+        self.reentry_grace_s = reentry_grace_s
+        #: Engine calls restored from a predecessor's snapshot and not yet claimed by a caller
+        #: who came back (their socket resumed into ours) or an adopted bridged agent.
+        self.restored_calls: set[str] = set()
+        self.restored_from: float | None = None
+        self._active = asyncio.Event()
 
     # ---------------------------------------------------------------- lifecycle
-    async def start(self) -> None:
+    async def listen(self) -> None:
+        """Open the outbound-socket server before becoming active (a standby): the calls that
+        come meanwhile (the active one's, resumed into our socket by the dialplan when it
+        died) wait until :meth:`start`."""
+        if self.server._server is None:
+            await self.server.start()
+
+    async def start(self, *, restore: bool = False, restore_max_age_s: float = 120.0) -> None:
+        """Become the active switchboard. ``restore``: take over the engine state (queues,
+        agents, estimators) from the last snapshot a predecessor stored through the sink, if
+        it is younger than ``restore_max_age_s`` (an older one describes calls long gone)."""
+        if restore:
+            await self._restore_engine(restore_max_age_s)
         self._load_engine(self.directory)
-        await self.server.start()
+        await self.listen()
         for link in self.links.values():
             await link.start()
         self._timer_task = asyncio.get_running_loop().create_task(
             self._timers(), name="switchboard timers"
         )
+        if self.snapshot_every_s > 0:
+            self.spawn(self._snapshots(), name="engine snapshots")
+        if self.restored_calls:
+            self.spawn(self._expire_restored(), name="restored calls")
         self._started = True
+        if not restore or self.restored_from is not None:
+            self._active.set()
+        # else (no snapshot to restore): after :meth:`adopt`, so the held callers meet an engine
+        # that knows which agents are still busy with the predecessor's bridged calls.
         log.info(
             "switchboard up: %d node(s), outbound socket on %s:%s",
             len(self.links),
             self.server.host,
             self.server.port,
         )
+
+    async def _restore_engine(self, max_age_s: float) -> None:
+        snap = await self.sink.load_engine_snapshot()
+        if snap is None:
+            log.warning("takeover: no engine snapshot stored; starting from the configuration")
+            return
+        data, at = snap
+        if self.clock.now() - at > max_age_s:
+            log.warning(
+                "engine snapshot is %.0f s old: not restored (starting from the configuration)",
+                self.clock.now() - at,
+            )
+            return
+        try:
+            engine = Engine.restore_bytes(data)
+        except (ValueError, EOFError, TypeError) as exc:
+            log.error(
+                "takeover: engine snapshot unusable (%r); starting from the configuration", exc
+            )
+            return
+        self.engine = engine
+        self.restored_from = at
+        self.restored_calls = set(engine.active_calls())
+        self.stats["restored_calls"] = len(self.restored_calls)
+        log.warning(
+            "takeover: engine restored from the snapshot of %.1f s ago (%d calls held)",
+            self.clock.now() - at,
+            len(self.restored_calls),
+        )
+
+    async def _snapshots(self) -> None:
+        """Store the engine's state every ``snapshot_every_s`` (a successor restores it)."""
+        while True:
+            await self.clock.sleep(self.snapshot_every_s)  # switch time, as the engine's
+            try:
+                await self.save_snapshot()
+            except Exception:  # noqa: BLE001  # a failed snapshot must not stop calls
+                log.warning("engine snapshot not stored", exc_info=True)
+
+    async def save_snapshot(self) -> None:
+        """Store the engine's state now (through the sink)."""
+        started = time.perf_counter()
+        data = self.engine.snapshot_bytes()  # on the loop: the engine's one writer
+        at = self.now()
+        self.stats["snapshots"] += 1
+        self.snapshot_seconds.append(time.perf_counter() - started)
+        await self.sink.save_engine_snapshot(data, at)
+
+    def claim_restored(self, engine_id: str) -> str | None:
+        """A caller of the previous switchboard came back (``engine_id`` is the id it had in
+        the engine): its state in the restored engine (``waiting``/``offered``), or None if the
+        engine does not hold it (it arrived after the snapshot). An offer the predecessor made
+        died with its leg: the agent is released and the engine offers the call again."""
+        if engine_id not in self.restored_calls:
+            return None
+        self.restored_calls.discard(engine_id)
+        state = self.engine.call_state(engine_id)
+        if state not in ("waiting", "offered"):
+            return None
+        if state == "offered":
+            for agent_id in self.engine.call_offers(engine_id):
+                self.feed(OfferRejected(self.now(), engine_id, agent_id))
+        self.stats["calls_resumed_in_place"] += 1
+        return self.engine.call_state(engine_id)
+
+    async def _expire_restored(self) -> None:
+        """Restored calls nobody claimed (the caller hung up meanwhile; an agent leg that is
+        gone) leave the engine after the grace."""
+        # Real seconds: what it waits for is TCP (the callers' sockets resuming into ours).
+        await asyncio.sleep(self.reentry_grace_s)
+        for call_id in sorted(self.restored_calls):
+            state = self.engine.call_state(call_id)
+            if state == "connected":
+                self.feed(CallEnded(self.now(), call_id))
+            elif state in ("waiting", "offered"):
+                self.feed(CallAbandoned(self.now(), call_id))
+            self.stats["restored_calls_expired"] += 1
+        self.restored_calls.clear()
 
     async def wait_nodes(self, timeout: float = 10.0) -> None:
         for link in self.links.values():
@@ -514,6 +654,15 @@ class Switchboard:
 
     # ---------------------------------------------------------------- calls
     async def _handle_call(self, call: OutboundCall) -> None:
+        if not self._active.is_set():
+            # A standby: hold the call until we are active. If that does not happen, close
+            # the socket: the dialplan goes on (to an apology and hangup).
+            try:
+                async with asyncio.timeout(self._real_seconds(60.0)):
+                    await self._active.wait()
+            except TimeoutError:
+                self.stats["calls_refused_inactive"] += 1
+                return
         session = self._session_cls(self, call)
         self.sessions[session.call_id] = session
         try:
@@ -702,7 +851,8 @@ class Switchboard:
     # ---------------------------------------------------------------- takeover
     async def adopt(self) -> int:
         """After a takeover: agents still bridged on a node (calls of the previous switchboard,
-        which the switch kept up) are kept out of routing until their leg hangs up."""
+        which the switch kept up) are kept out of routing until their leg hangs up. Then the
+        callers held since the takeover (see :meth:`start`) go on."""
         adopted = 0
         for link in self.links.values():
             try:
@@ -714,35 +864,81 @@ class Switchboard:
             except (ESLError, OSError, TimeoutError, ValueError) as exc:
                 log.warning("node %s: cannot list channels to adopt (%r)", link.spec.name, exc)
                 continue
-            for row in rows:
+
+            async def getvar(uuid: str, name: str, link: NodeLink = link) -> str:
+                return (await link.api(f"uuid_getvar {uuid} {name}")).strip()
+
+            # Ours already (calls resumed into this switchboard, legs it rings) are not asked.
+            candidates = [
+                row.uuid
+                for row in rows
+                if row.uuid not in self.agent_legs and row.uuid not in self.sessions
+            ]
+            # Concurrently (the connection pipelines): hundreds of channels in a few round trips.
+            roles = await asyncio.gather(
+                *(getvar(u, "ccp_role") for u in candidates), return_exceptions=True
+            )
+            legs = [(u, r) for u, r in zip(candidates, roles, strict=True) if isinstance(r, str)]
+            orphans = [u for u, r in legs if r in ("agent", "escalation") and u not in bridged]
+            # Rung or parked for a caller the dead switchboard was handling: nobody would ever
+            # bridge these legs.
+            self.stats["orphan_legs_killed"] += len(orphans)
+            await asyncio.gather(
+                *(link.api(f"uuid_kill {u} ORIGINATOR_CANCEL") for u in orphans),
+                return_exceptions=True,
+            )
+            agent_legs = [u for u, r in legs if r == "agent" and u in bridged]
+            found = await asyncio.gather(
+                *(
+                    asyncio.gather(getvar(u, "ccp_agent"), getvar(u, "ccp_call"))
+                    for u in agent_legs
+                ),
+                return_exceptions=True,
+            )
+            for leg_uuid, pair in zip(agent_legs, found, strict=True):
+                if not isinstance(pair, list):
+                    continue
+                agent, call_id = pair
                 try:
-                    role = (await link.api(f"uuid_getvar {row.uuid} ccp_role")).strip()
-                    if role not in ("agent", "escalation"):
-                        continue
-                    if row.uuid not in bridged:
-                        # Rung or parked for a caller the dead switchboard was handling: the
-                        # caller is gone (or will be); nobody would ever bridge this leg.
-                        self.stats["orphan_legs_killed"] += 1
-                        await link.api(f"uuid_kill {row.uuid} ORIGINATOR_CANCEL")
-                        continue
-                    if role != "agent":
-                        continue
-                    agent = (await link.api(f"uuid_getvar {row.uuid} ccp_agent")).strip()
-                except (ESLError, OSError, TimeoutError):
+                    engine_call = self.engine.agent_call(agent)
+                except KeyError:
+                    engine_call = None
+                if (
+                    engine_call is not None
+                    and engine_call in self.restored_calls
+                    and engine_call.split("#")[0] == call_id
+                    and self.engine.call_state(engine_call) == "connected"
+                ):
+                    # The restored engine has this agent on this call: it stays so until the
+                    # leg hangs up, then the agent goes to wrap-up as after any call.
+                    self.restored_calls.discard(engine_call)
+                    self.adopted[leg_uuid] = agent
+                    fut = link.wait_leg_end(leg_uuid)
+                    fut.add_done_callback(
+                        lambda _f, u=leg_uuid, c=engine_call: self._adopted_call_done(u, c)
+                    )
+                    adopted += 1
                     continue
                 if (
                     agent not in self.directory.agents
                     or self.engine.agent_state(agent)[0] != "available"
                 ):
                     continue
-                self.adopted[row.uuid] = agent
+                self.adopted[leg_uuid] = agent
                 self.feed(AgentBreak(self.now(), agent, "adopted_call"))
-                fut = link.wait_leg_end(row.uuid)
-                fut.add_done_callback(lambda _f, a=agent, u=row.uuid: self._adopted_done(u, a))
+                fut = link.wait_leg_end(leg_uuid)
+                fut.add_done_callback(lambda _f, a=agent, u=leg_uuid: self._adopted_done(u, a))
                 adopted += 1
         if adopted:
             log.warning("adopted %d agent call(s) still bridged on the nodes", adopted)
+        self._active.set()
         return adopted
+
+    def _adopted_call_done(self, uuid: str, engine_call: str) -> None:
+        if self.adopted.pop(uuid, None) is not None and (
+            self.engine.call_state(engine_call) == "connected"
+        ):
+            self.feed(CallEnded(self.now(), engine_call))
 
     def _adopted_done(self, uuid: str, agent: str) -> None:
         if self.adopted.pop(uuid, None) is not None and self.engine.agent_state(agent) == (

@@ -463,6 +463,9 @@ class OutboundSession(_Session):
         self.connected = False
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._park_checked = False
+        #: ``host:port`` this socket app connected to, and whether that app still runs.
+        self.target = ""
+        self.app_running = False
         self._linger_task: asyncio.Task[object] | None = None
 
     def wants(self, event: SimEvent) -> bool:
@@ -484,10 +487,23 @@ class OutboundSession(_Session):
                 self.writer.close()
             if not was_closed and self.ch.alive:
                 bridged = self.ch.bridged_to is not None and self.ch.bridged_to.alive
-                if self.resume and bridged:
+                # mod_event_socket: the ``resume`` command or the channel variable
+                # ``socket_resume`` (the platform's dialplan sets it before the socket app).
+                resume = self.resume or self.ch.variables.get("socket_resume") == "true"
+                if resume and bridged:
                     # Resumed: the bridge keeps running on the switch; the dialplan goes on
                     # once it ends (ours then hangs up).
                     self.switch.resumed.add(self.ch.uuid)
+                elif resume:
+                    # mod_event_socket's listener_run: LFLAG_RESUME -> CS_RESET, the socket
+                    # app's park ends and the extension goes on with its next application
+                    # (the platform's dialplan: the standby switchboard's socket).
+                    self.switch.continued.add(self.ch.uuid)
+                    if not self.app_running:
+                        # Parked by uuid_park since (the socket app is no longer what runs):
+                        # the rest of the extension after this socket runs now.
+                        self.switch.unwind(self.ch)
+                        self.switch.start_apps(self.ch, self.rest_of_extension())
                 else:
                     # The platform closed the socket: FreeSWITCH hangs the call up (04d);
                     # with resume and nothing else to run, the dialplan ends: hangup too.
@@ -495,6 +511,14 @@ class OutboundSession(_Session):
                     self.switch.hangup(self.ch, "NORMAL_CLEARING")
             if not self.finished.done():
                 self.finished.set_result(None)
+
+    def rest_of_extension(self) -> list[tuple[str, str]]:
+        """The channel's dialplan applications after this socket."""
+        apps = self.ch.extension[1] if self.ch.extension else []
+        for i, (app, arg) in enumerate(apps):
+            if app == "socket" and arg.split()[0] == self.target:
+                return list(apps[i + 1 :])
+        return []
 
     async def handle(self, line: str, headers: dict[str, str], body: str) -> bytes | None:
         command, _, arg = line.partition(" ")
@@ -683,9 +707,11 @@ class SwitchNode:
         try:
             reader, writer = await asyncio.open_connection(host, port, limit=MAX_COMMAND * 2)
         except OSError:
-            sw.hangup(ch, "DESTINATION_OUT_OF_ORDER")
+            # socket_function: "Socket Error!" and the extension goes on (the platform's
+            # dialplan tries the standby's socket, then hangs up DESTINATION_OUT_OF_ORDER).
             return
         session = OutboundSession(sw, ch, reader, writer, async_full=async_full)
+        session.target, session.app_running = f"{host}:{port}", True
         ch.socket_session = session
         self.outbound_sessions.add(session)
         session.finished.add_done_callback(lambda _f: self.outbound_sessions.discard(session))
@@ -699,12 +725,23 @@ class SwitchNode:
             ch.parked = False
             sw.fire_channel("CHANNEL_UNPARK", ch)
 
-        sw.push_unwind(ch, "socket-unpark", unpark)
+        unpark_entry = sw.push_unwind(ch, "socket-unpark", unpark)
         serve = sw.spawn(sw.serve_queue(ch))
         try:
             await asyncio.shield(session.finished)
         finally:
             serve.cancel()
+            session.app_running = False
+        if ch.alive and ch.uuid in sw.continued:
+            # CS_RESET interrupts what the socket had the channel doing (music on hold, a
+            # prompt): its EXECUTE_COMPLETE and the UNPARK go out, then the next application.
+            stack = sw.rt(ch).unwind
+            while unpark_entry in stack:
+                stack.pop().run()
+            return
+        if ch.alive and ch.uuid in sw.resumed:
+            # Bridged by uuid_bridge: the extension does not go on (hangup_after_bridge).
+            await asyncio.Event().wait()
 
     # -- faults ---------------------------------------------------------------
     def drop_connections(self) -> int:

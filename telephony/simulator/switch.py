@@ -222,6 +222,7 @@ class Switch:
         ipv4: str = "192.0.2.2",
         ipv6: str = "fd00::2",
         outbound: tuple[str, int] | None = None,
+        standby: tuple[str, int] | None = None,
         dids: dict[str, dict[str, str]] | None = None,
         heartbeat_interval: float = 20.0,
         uptime: float = 0.0,
@@ -232,6 +233,9 @@ class Switch:
         self.ipv4 = ipv4
         self.ipv6 = ipv6
         self.outbound = outbound
+        #: A second ``socket`` in the platform DIDs' extension (the standby switchboard): a
+        #: channel whose first socket went away after ``resume`` continues there.
+        self.standby = standby
         #: DID -> variables set on the inbound leg before the socket app.
         self.dids: dict[str, dict[str, str]] = dict(dids or {})
         self.heartbeat_interval = heartbeat_interval
@@ -265,6 +269,9 @@ class Switch:
         self.socket_hangups: set[str] = set()
         #: Channels whose outbound socket went away after ``resume`` while bridged.
         self.resumed: set[str] = set()
+        #: Channels whose outbound socket went away after ``resume`` while not bridged: their
+        #: dialplan went on to its next application (the standby's socket).
+        self.continued: set[str] = set()
 
     # ------------------------------------------------------------------ basics
     def new_uuid(self) -> str:
@@ -890,9 +897,16 @@ class Switch:
         if agent:
             return [("answer", ""), ("park", "")]
         if dest in self.dids:
-            return [("set", f"{k}={v}") for k, v in self.dids[dest].items()] + [
-                ("socket", f"{sock} async full")
-            ]
+            sockets = [("socket", f"{sock} async full")]
+            if self.standby is not None:
+                sockets.append(("socket", f"{self.standby[0]}:{self.standby[1]} async full"))
+            # freeswitch-conf/dialplan/ccp.xml: reached only if no switchboard took the call.
+            return (
+                [("set", f"{k}={v}") for k, v in self.dids[dest].items()]
+                + ([("set", "socket_resume=true")] if self.standby is not None else [])
+                + sockets
+                + [("hangup", "DESTINATION_OUT_OF_ORDER")]
+            )
         return [("hangup", "NO_ROUTE_DESTINATION")]
 
     def _socket_target(self) -> str:

@@ -5,8 +5,10 @@ Faults, at fixed shares of the traffic window (virtual time): node1's ESL connec
 node2's CDR posting fails for a while (its CDRs go to the error folder and are swept later);
 node2 restarts (every channel on it is hung up, new Core-UUID); the active switchboard dies
 like ``kill -9`` and a standby takes over (calls bridged at that moment stay up on the switch:
-``resume``; the crashed switchboard's calls are closed and billed from their CDRs, using the
-progress it stored at answer, queue entry and bridge).
+``resume``; callers in the IVR or the queue continue into the standby's socket, the dialplan's
+second one, and the standby carries them on from the restored engine snapshot and their stored
+meters; the bridged calls of the crashed switchboard are closed and billed from their CDRs,
+using the progress it stored at answer, queue entry and bridge).
 
 The CDR intake here is the intake's contract in memory (one record per leg UUID, repeats
 counted); ``test_switchboard_faults`` runs the same path through the real HTTP intake and
@@ -99,6 +101,9 @@ class Report:
     takeover_s: float = 0.0
     bridged_at_crash: int = 0
     bridged_survived: int = 0
+    waiting_at_crash: int = 0
+    resumed: int = 0
+    resumed_in_place: int = 0
     stuck: list[str] = field(default_factory=list)
     callbacks: int = 0
     callbacks_answered: int = 0
@@ -140,6 +145,11 @@ class Report:
                 "bridged at the crash / still up after it",
                 f"{self.bridged_at_crash} / {self.bridged_survived}",
             ),
+            (
+                "in IVR/queue at the crash / carried on by the standby",
+                f"{self.waiting_at_crash} / {self.resumed}",
+            ),
+            ("  back in their place (restored engine)", self.resumed_in_place),
             ("standby takeover (s, real)", f"{self.takeover_s:.3f}"),
         ]
         width = max(len(r[0]) for r in rows) + 2
@@ -192,8 +202,16 @@ async def run(
         poster.attach(switch)
         posters.append((poster, state))
     sinks: list[MemorySink] = [world.sink]  # type: ignore[list-item]
-    gens = traffic(world, TENANTS, calls_per_hour, seed=seed)
     clock = world.clock
+    specs = [NodeSpec(n.switch.hostname, "127.0.0.1", n.port, "ClueCon") for n in world.nodes]
+    # The standby listens from the start (the dialplan's second socket) and shares what the
+    # database shares between the two processes: stored progress and engine snapshots.
+    b = Switchboard(directory, specs, sink=MemorySink(shared_with=world.sink), clock=clock,
+                    outbound_port=0, callback_dial="user/{number}")  # fmt: skip
+    await b.listen()
+    for switch in world.switches:
+        switch.standby = ("127.0.0.1", b.server.port)
+    gens = traffic(world, TENANTS, calls_per_hour, seed=seed)
     t0 = clock.now()
     standby: list[Switchboard] = []
 
@@ -219,19 +237,13 @@ async def run(
             1 for s in set(a.sessions.values()) if s.state in ("agent", "escalated")
         )
         bridged = {s.call_id for s in set(a.sessions.values()) if s.state in ("agent", "escalated")}
+        report.waiting_at_crash = sum(
+            1 for s in set(a.sessions.values()) if s.state in ("ivr", "queue")
+        )
         crash(a)
         loop = asyncio.get_running_loop()
         t_crash = loop.time()
-        specs = [NodeSpec(n.switch.hostname, "127.0.0.1", n.port, "ClueCon") for n in world.nodes]
-        b = Switchboard(
-            directory,
-            specs,
-            sink=MemorySink(),
-            clock=clock,
-            outbound_port=0,
-            callback_dial="user/{number}",
-        )
-        await b.start()
+        await b.start(restore=True)
         for switch in world.switches:
             switch.outbound = ("127.0.0.1", b.server.port)
         await b.wait_nodes(10.0)
@@ -247,6 +259,8 @@ async def run(
     fault_task = asyncio.ensure_future(faults())
     await asyncio.gather(*(g.run(duration) for g in gens))
     await fault_task
+    report.resumed = b.stats["calls_resumed"]
+    report.resumed_in_place = b.stats["calls_resumed_in_place"]
     final = standby[0] if standby else world.sb
     try:
         async with asyncio.timeout(120):
@@ -342,7 +356,11 @@ def account(
             report.recovered_from_cdrs += 1
             outcome, cause = "failed", f"controller_lost_in_ivr:{world.cdrs[uuid]['cause']}"
         elif uuid in world.cdrs:
-            outcome, cause = "failed", f"no_controller:{world.cdrs[uuid]['cause']}"
+            # Never answered by any switchboard: hung up by the switch because a platform
+            # socket closed on it, or the caller left before a socket took the call.
+            dropped = any(uuid in s.socket_hangups for s in world.switches)
+            kind = "dropped_by_platform" if dropped else "no_controller"
+            outcome, cause = "failed", f"{kind}:{world.cdrs[uuid]['cause']}"
         else:
             report.lost.append(uuid)
             continue

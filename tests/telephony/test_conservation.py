@@ -45,4 +45,10 @@ def test_thousands_of_calls_across_tenants_and_nodes_with_faults_are_all_account
     # The faults happened and cost no bridged call.
     assert len(report.faults) == 5
     assert report.bridged_survived == report.bridged_at_crash > 0
+    # Nor any caller in the IVR or the queue: the standby carried them on (their sockets
+    # resumed into it; those in the queue back in their place when the restored engine held
+    # them). No answered caller lost its switchboard; no caller was hung up by one.
+    assert report.resumed > 0
+    lost_controller = ("controller_lost", "dropped_by_platform")
+    assert not [c for c in report.failed_causes if c.startswith(lost_controller)]
     assert report.recovered_from_cdrs >= report.bridged_at_crash

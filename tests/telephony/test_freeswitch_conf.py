@@ -143,9 +143,15 @@ def test_dialplan_sends_every_did_call_to_the_platform_socket():  # type: ignore
     exported = {data.split("=", 1)[0] for app, data in actions if app == "export"}
     assert {TENANT_VARIABLE, DID_VARIABLE, "ccp_node"} <= exported
     sockets = [expand(data, variables) for app, data in actions if app == "socket"]
-    assert len(sockets) == 1
-    assert re.fullmatch(r"[\w.\-]+:8084 async full", sockets[0]), sockets[0]
-    assert [app for app, _data in actions][-2:] == ["socket", "respond"]  # fallback if down
+    # The active switchboard, then the standby (where a resumed caller goes when it dies).
+    assert len(sockets) == 2 and sockets[0] != sockets[1]
+    for socket in sockets:
+        assert re.fullmatch(r"[\w.\-]+:8084 async full", socket), socket
+    assert [app for app, _data in actions][-3:] == ["socket", "socket", "respond"]
+    # A socket that goes away continues the dialplan (to the standby) instead of hanging up,
+    # from the very start (before the platform's own ``resume``).
+    first_socket = [app for app, _data in actions].index("socket")
+    assert actions.index(("set", "socket_resume=true")) < first_socket
     recording = next(data for app, data in actions if data.startswith("ccp_recording_file="))
     assert expand(recording, variables).startswith(
         "ccp_recording_file=" + variables["ccp_recordings_dir"] + "/${ccp_tenant}/"
@@ -153,7 +159,10 @@ def test_dialplan_sends_every_did_call_to_the_platform_socket():  # type: ignore
     for context in contexts.values():
         for app, data in ((a.get("application"), a.get("data")) for a in context.iter("action")):
             if app == "socket":
-                assert data == "$${ccp_platform_socket} async full"
+                assert data in (
+                    "$${ccp_platform_socket} async full",
+                    "$${ccp_platform_socket_standby} async full",
+                )
 
 
 @pytest.mark.parametrize(

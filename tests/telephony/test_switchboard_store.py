@@ -189,3 +189,43 @@ def test_a_plain_http_lookup_webhook_is_refused_outside_debug(settings) -> None:
         call_webhook(LookupWebhook("http://127.0.0.1:9/lookup", "s3cret"), "alpha", "+380501112233")
         is None
     )
+
+
+def test_engine_snapshots_and_call_progress_are_there_for_a_successor(cast) -> None:  # type: ignore[no-untyped-def]
+    """What a standby reads on takeover: the last engine snapshot (overwritten in place) and
+    the meter a predecessor stored for a call in progress, in that call's tenant only."""
+    from routing.engine.model import AgentLogin, AgentProfile, AgentUpdated
+    from routing.engine.router import Engine
+    from telephony.callflow.meter import CallMeter
+    from telephony.callflow.switchboard import CallSummary
+    from telephony.models import EngineSnapshot
+    from telephony.switchboard_store import load_progress, load_snapshot, record_call, save_snapshot
+
+    assert load_snapshot() is None
+    CALL = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+    engine = Engine()
+    engine.handle(AgentUpdated(1000.0, AgentProfile("a1", {"alpha": {}})))
+    save_snapshot(Engine().snapshot_bytes(), 999.0)
+    engine.handle(AgentLogin(1001.0, "a1"))
+    save_snapshot(engine.snapshot_bytes(), 1001.0)
+    assert EngineSnapshot.objects.count() == 1
+    data, at = load_snapshot()  # type: ignore[misc]
+    assert at == 1001.0
+    assert Engine.restore_bytes(data).agent_state("a1") == engine.agent_state("a1")
+
+    meter = CallMeter("alpha", CALL, CALL, "direct", "node1")
+    meter.answered(1_700_000_000_000)
+    meter.enter_queue(1_700_000_010_000, "alpha-general")
+    summary = CallSummary(CALL, "alpha", "node1", "+380440010000", "+380501", "direct",
+                          1_700_000_000_000, meter=meter.to_dict())  # fmt: skip
+    assert record_call(summary) == "recorded"
+    stored = load_progress("alpha", CALL)
+    assert stored is not None
+    again = CallMeter.from_dict(stored)
+    assert again.state == "queue" and again.queue_id == "alpha-general"
+    assert load_progress("beta", CALL) is None  # another tenant's schema
+    assert load_progress("nosuchtenant", CALL) is None
+    meter.hangup(1_700_000_020_000, "NORMAL_CLEARING")
+    summary.meter = meter.to_dict()
+    record_call(summary)
+    assert load_progress("alpha", CALL) is None  # finished: nothing to carry on

@@ -100,6 +100,18 @@ class Command(BaseCommand):
             help="seconds between standby attempts to take the leader lock",
         )
         parser.add_argument(
+            "--snapshot-every",
+            type=float,
+            default=5.0,
+            help="seconds between engine snapshots a standby restores on takeover (0: never)",
+        )
+        parser.add_argument(
+            "--restore-max-age",
+            type=float,
+            default=120.0,
+            help="on start, restore the engine from a snapshot at most this many seconds old",
+        )
+        parser.add_argument(
             "--publish-every", type=float, default=0.5, help="seconds between wallboard pushes"
         )
         parser.add_argument(
@@ -127,15 +139,6 @@ class Command(BaseCommand):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
 
-        lock = LeaderLock(dsn_from_settings())
-        t_wait = time.monotonic()
-        await lock.acquire(
-            poll_s=opts["lock_poll"],
-            on_wait=lambda: self.stdout.write(
-                "standby: another switchboard is active; waiting for the leader lock"
-            ),
-        )
-        self.stdout.write(f"leader lock taken after {time.monotonic() - t_wait:.2f} s")
         # The version first: a change made while the directory loads is then seen next time.
         version = await sync_to_async(config_version, thread_sensitive=False)()
         directory = await sync_to_async(load_directory, thread_sensitive=False)()
@@ -160,8 +163,27 @@ class Command(BaseCommand):
             moh=opts["moh"],
             board=board,
             callback_dial=opts["callback_dial"],
+            snapshot_every_s=opts["snapshot_every"],
         )
-        await sb.start()
+        # Listen before the lock: when the active switchboard dies, the nodes' dialplan resumes
+        # its callers into this socket (ccp.xml's second ``socket``); they wait for us here.
+        await sb.listen()
+        lock = LeaderLock(dsn_from_settings())
+        t_wait = time.monotonic()
+        await lock.acquire(
+            poll_s=opts["lock_poll"],
+            on_wait=lambda: self.stdout.write(
+                "standby: another switchboard is active; waiting for the leader lock"
+            ),
+        )
+        self.stdout.write(f"leader lock taken after {time.monotonic() - t_wait:.2f} s")
+        current = await sync_to_async(config_version, thread_sensitive=False)()
+        if current != version:
+            version = current
+            directory = await sync_to_async(load_directory, thread_sensitive=False)()
+            sb.directory = sink.directory = directory
+        # The predecessor's engine (queues, places, agents' states) from its last snapshot.
+        await sb.start(restore=True, restore_max_age_s=opts["restore_max_age"])
         with contextlib.suppress(TimeoutError):
             await sb.wait_nodes(5.0)
         await sb.adopt()
