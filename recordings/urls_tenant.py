@@ -7,9 +7,4 @@ from recordings import views
 urlpatterns = [
     path("", views.portal_recordings, name="recordings"),
     path("clearances/", views.portal_clearances, name="recording_clearances"),
-    path(
-        "clearances/<int:grant_id>/revoke/",
-        views.portal_clearance_revoke,
-        name="recording_clearance_revoke",
-    ),
 ]

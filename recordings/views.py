@@ -561,6 +561,8 @@ def portal_clearances(request: HttpRequest) -> HttpResponse:
     tenant: Client = request.tenant  # type: ignore[attr-defined]
     if request.method != "POST":
         return _clearance_page(request, tenant, ClearanceForm(tenant=tenant))
+    if "revoke" in request.POST:
+        return _revoke_clearance(request, tenant)
     form = ClearanceForm(request.POST, tenant=tenant)
     if not form.is_valid():
         return _clearance_page(request, tenant, form, status=400)
@@ -583,14 +585,15 @@ def portal_clearances(request: HttpRequest) -> HttpResponse:
     return redirect("recording_clearances")
 
 
-@login_required
-@require_POST
-def portal_clearance_revoke(request: HttpRequest, grant_id: int) -> HttpResponse:
+def _revoke_clearance(request: HttpRequest, tenant: Client) -> HttpResponse:
+    """POST ``revoke=<grant id>`` on the clearances page."""
     from recordings.actions import ClearanceError, do_revoke_clearance
     from recordings.models import RecordingClearance
 
-    access_client_site(request, [Role.CLIENT_ADMIN])
-    tenant: Client = request.tenant  # type: ignore[attr-defined]
+    try:
+        grant_id = int(request.POST["revoke"])
+    except ValueError:
+        raise Http404 from None
     try:
         grant = do_revoke_clearance(tenant, grant_id, actor=request.user, request=request)
     except RecordingClearance.DoesNotExist:
