@@ -235,6 +235,9 @@ def attention(request: HttpRequest) -> HttpResponse:
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    other_filters = query.copy()
+    other_filters.pop("kind", None)
+    kind_prefix = f"{other_filters.urlencode()}&" if other_filters else ""
     context = {
         "role": role,
         "form": form,
@@ -242,6 +245,7 @@ def attention(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "kinds": KINDS,
         "totals": [(k, KINDS[k], totals[k]) for k in KINDS],
+        "kind_prefix": kind_prefix,
         "per_tenant": [t for t in per_tenant if t[2]],
         "truncated": sum(totals.values()) > len(rows),
         "overdue_minutes": OVERDUE_S // 60,

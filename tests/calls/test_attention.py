@@ -85,6 +85,10 @@ def test_the_list_counts_each_kind_across_tenants_and_filters(cast, trouble):  #
     # one after it drops them.
     inside = client.get(URL, {"since": "2026-03-02", "until": "2026-03-02"})
     assert len(inside.context["page"].object_list) == 4
+    # The kind tiles keep the other filters.
+    assert 'href="?since=2026-03-02&amp;until=2026-03-02&amp;kind=mismatch"' in (
+        inside.content.decode()
+    )
     after = client.get(URL, {"since": "2026-03-03"})
     assert after.context["page"].object_list == []
     assert "Nothing needs attention." in after.content.decode()
