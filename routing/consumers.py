@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -28,6 +29,8 @@ from routing.live import PROVIDER_STREAM
 from routing.live_publish import group_name, load_snapshot
 
 __all__ = ["LIVE_ROLES", "LiveConsumer", "PortalLiveConsumer", "empty_snapshot", "tenant_stream"]
+
+log = logging.getLogger(__name__)
 
 LIVE_ROLES = ("provider_admin", "supervisor")
 PORTAL_LIVE_ROLES = ("client_admin", "client_viewer")
@@ -181,7 +184,12 @@ class PortalLiveConsumer(LiveConsumer):
     async def _heartbeats(self) -> None:
         while self.group is not None:
             await asyncio.sleep(self.heartbeat_s)
-            await self.send_heartbeat()
+            try:
+                await self.send_heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.warning("live page heartbeat of %s failed", self.stream, exc_info=True)
 
     async def send_heartbeat(self) -> None:
         epoch, seq = await _stored_position(self.stream)
