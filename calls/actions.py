@@ -563,3 +563,121 @@ def do_reconcile(
         with transaction.atomic():
             _flag_orphan_cdrs(tenant, grace_s, report)
     return report
+
+
+# -- calls that need attention (provider console) -------------------------------------------
+class AttentionError(ValueError):
+    """A request about a call or a flag that cannot be carried out; the message says why."""
+
+
+#: A note on a resolved flag is required, and kept short enough to read in the audit log.
+RESOLUTION_NOTE_MAX = 2000
+
+
+def do_resolve_flag(
+    tenant: Client, flag_id: int, *, note: str, actor: Any, request: Any = None
+) -> CdrFlag:
+    """Mark ``flag_id`` of ``tenant`` resolved with ``note`` and audit it, once.
+
+    The flag's row is locked so two clerks resolving it at once write it (and the audit
+    event) once; a flag already resolved raises :class:`AttentionError`."""
+    from tenants import audit
+
+    note = (note or "").strip()
+    if not note:
+        raise AttentionError("Say how the flag was resolved (the note is required).")
+    if len(note) > RESOLUTION_NOTE_MAX:
+        raise AttentionError(f"The note is too long (at most {RESOLUTION_NOTE_MAX} characters).")
+    with schema_context(tenant.schema_name), transaction.atomic():
+        flag = CdrFlag.objects.select_for_update().filter(pk=flag_id).first()
+        if flag is None:
+            raise CdrFlag.DoesNotExist
+        if flag.resolved_at is not None:
+            raise AttentionError(
+                f"This flag was already resolved by {flag.resolved_by_email or 'someone'}."
+            )
+        flag.resolved_at = timezone.now()
+        flag.resolved_by_id = actor.pk
+        flag.resolved_by_email = actor.email
+        flag.resolution_note = note
+        flag.save(
+            update_fields=["resolved_at", "resolved_by_id", "resolved_by_email", "resolution_note"]
+        )
+        call_id = flag.call.call_id if flag.call_id else None
+        with schema_context("public"):
+            audit.record(
+                "calls.cdr_flag_resolved",
+                actor=actor,
+                request=request,
+                tenant=tenant,
+                obj=flag,
+                details={
+                    "cdr_uuid": str(flag.cdr_uuid),
+                    "reason": flag.reason,
+                    "call_id": call_id,
+                    "note": note,
+                },
+            )
+    return flag
+
+
+def queue_reconcile_job(tenant: Client) -> None:
+    """Queue the tenant's reconciliation job after commit, unless one is already queued
+    (the queueing lock the switchboard uses: one pending job takes every waiting call)."""
+    from procrastinate.exceptions import AlreadyEnqueued
+
+    from calls.tasks import reconcile_tenant
+
+    def defer() -> None:
+        try:
+            # A savepoint: a refused duplicate must not abort an enclosing transaction.
+            with transaction.atomic():
+                reconcile_tenant.configure(  # type: ignore[attr-defined]
+                    queueing_lock=f"reconcile-{tenant.schema_name}"
+                ).defer(tenant_schema=tenant.schema_name)
+        except AlreadyEnqueued:
+            pass
+
+    transaction.on_commit(defer)
+
+
+def do_request_reconcile(
+    tenant: Client, *, call_id: str | None = None, actor: Any, request: Any = None
+) -> Call | None:
+    """Ask for reconciliation again: for one call (a ``mismatch`` is put back to ``waiting``
+    so the job looks at it again) or for the whole tenant; queue the tenant's job and audit.
+
+    A rated call is final (what was billed stays billed): :class:`AttentionError`."""
+    from tenants import audit
+
+    call, previous = None, None
+    with transaction.atomic():
+        if call_id is not None:
+            with schema_context(tenant.schema_name):
+                call = Call.objects.select_for_update().filter(call_id=call_id).first()
+                if call is None:
+                    raise Call.DoesNotExist
+                if call.rated:
+                    raise AttentionError(
+                        f"Call {call.call_id} is already rated; its billed segments are final."
+                    )
+                if call.ended_ms is None:
+                    raise AttentionError(f"Call {call.call_id} has not ended yet.")
+                previous = call.reconcile_status
+                if previous == Call.Reconcile.MISMATCH:
+                    call.reconcile_status = Call.Reconcile.WAITING
+                    # not updated_at: it says when the switchboard last recorded the call
+                    call.save(update_fields=["reconcile_status"])
+        with schema_context("public"):
+            audit.record(
+                "calls.reconcile_requested",
+                actor=actor,
+                request=request,
+                tenant=tenant,
+                obj=call,
+                details={"call_id": call_id, "previous_status": previous}
+                if call is not None
+                else {"scope": "tenant"},
+            )
+        queue_reconcile_job(tenant)
+    return call

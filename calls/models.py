@@ -150,6 +150,12 @@ class CdrFlag(models.Model):
     call = models.ForeignKey(Call, null=True, blank=True, on_delete=models.SET_NULL)
     message = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
+    # Resolved by provider staff (the users live in the public schema: a plain id and an
+    # e-mail snapshot, no cross-schema foreign key). The audit log keeps the full record.
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by_id = models.BigIntegerField(null=True, blank=True)
+    resolved_by_email = models.CharField(max_length=254, blank=True)
+    resolution_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created", "-id"]

@@ -291,6 +291,9 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 RECORDINGS_ROOT = Path(env_str("RECORDINGS_ROOT") or BASE_DIR / "var" / "recordings")  # per tenant
+# The switch nodes' recordings folders as this machine sees them (local paths or mounts),
+# comma-separated; a periodic job imports from each every minute (recordings/tasks.py).
+RECORDINGS_IMPORT_SOURCES = env_list("RECORDINGS_IMPORT_SOURCES", [])
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

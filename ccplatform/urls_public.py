@@ -23,6 +23,7 @@ urlpatterns = [
     path("telephony/", include("telephony.urls")),
     path("calls/", include("telephony.config_urls")),
     path("wallboard/", include("routing.live_urls")),
+    path("attention/", include("calls.urls")),
     path("", include("recordings.urls_public")),  # recordings/, api/calls/<id>/recording/
     path("agent/", include("agentdesk.urls")),
     # Second factor: provider staff only (they see every client's data).

@@ -16,6 +16,7 @@ urlpatterns = [
     path("team/invite/", views.team_invite, name="team_invite"),
     path("team/invitations/<int:invitation_id>/revoke/", views.team_revoke, name="team_revoke"),
     path("activity/", views.activity, name="activity"),
+    path("live/", views.live, name="portal_live"),
     path("settings/", views.company_settings, name="company_settings"),
     path("calls/", include("portal.ivr_urls")),
     path("recordings/", include("recordings.urls_tenant")),

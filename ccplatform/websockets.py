@@ -14,7 +14,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.urls import path
 
 from agentdesk.consumers import AgentConsumer
-from routing.consumers import LiveConsumer
+from routing.consumers import LiveConsumer, PortalLiveConsumer
 
 
 def _host_of(scope: dict[str, Any]) -> str:
@@ -70,5 +70,6 @@ class PingConsumer(AsyncJsonWebsocketConsumer):
 websocket_urlpatterns = [
     path("ws/ping/", PingConsumer.as_asgi()),
     path("ws/live/", LiveConsumer.as_asgi()),  # the provider's wallboard
+    path("ws/portal/live/", PortalLiveConsumer.as_asgi()),  # a client's live page
     path("ws/agent/", AgentConsumer.as_asgi()),  # the agents' console (agentdesk)
 ]

@@ -229,3 +229,12 @@ def company_settings(request: HttpRequest) -> HttpResponse:
                 messages.success(request, _("Company settings saved."))
                 return redirect("company_settings")
     return render(request, "portal/settings.html", {"form": form, "role": role})
+
+
+@login_required
+def live(request: HttpRequest) -> HttpResponse:
+    """This company's queues live (its own stream only; numbers over ``/ws/portal/live/``)."""
+    from routing.live_views import wallboard_labels
+
+    access_client_site(request)
+    return render(request, "portal/live.html", {"labels": wallboard_labels()})

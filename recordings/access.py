@@ -11,6 +11,12 @@
   by provider staff holding at least that clearance. Clearance is carried by the agent record
   (``routing.Agent.clearance``); provider staff without one hold none, so they may play only
   recordings of clients that require no clearance. Agents must also be certified for the client.
+- A client's admin may clear named provider supervisors instead (``RecordingClearance``, on
+  the portal's recordings clearance page): for all the client's queues or one queue. A grant
+  stands in for the clearance level, not for the role: the call policy must still allow the
+  supervisor role, and the grant counts only while its holder is a supervisor.
+- Every playback records the clearance it used (``RecordingAccess.clearance`` and the audit
+  event): none needed, the agent record's level, or the grant.
 """
 
 from __future__ import annotations
@@ -71,7 +77,34 @@ def required_clearance(tenant: Client, call_id: str | None = None) -> int:
     return max((int(c) for c in queues.values_list("clearance", flat=True)), default=0)
 
 
-def clearance_denials(user: User, tenant: Client, call_ids: list[str]) -> dict[str, str]:
+def clearance_grants(user: User, role: str, tenant: Client) -> dict[str, int]:
+    """The client's active clearance grants to ``user``: ``{queue_id or "": grant id}``
+    (``""``: every queue). Only a supervisor holds grants; for anyone else: none."""
+    from django_tenants.utils import schema_context
+
+    from recordings.models import RecordingClearance
+
+    if role != Role.SUPERVISOR or not getattr(user, "pk", None):
+        return {}
+    with schema_context(tenant.schema_name):
+        return dict(
+            RecordingClearance.objects.filter(user_id=user.pk, revoked_at__isnull=True).values_list(
+                "queue_id", "pk"
+            )
+        )
+
+
+def _grant_covering(grants: dict[str, int], queue_id: str) -> int | None:
+    """The grant that covers a call of ``queue_id`` ("" for a call in no queue: only an
+    all-queues grant covers it)."""
+    if queue_id and queue_id in grants:
+        return grants[queue_id]
+    return grants.get("")
+
+
+def clearance_denials(
+    user: User, tenant: Client, call_ids: list[str], role: str = ""
+) -> dict[str, str]:
     """For provider staff already allowed by role: the calls whose clearance they lack, with
     the reason (few queries, whatever the number of calls)."""
     from django_tenants.utils import schema_context
@@ -89,11 +122,12 @@ def clearance_denials(user: User, tenant: Client, call_ids: list[str]) -> dict[s
         queue_of = dict(
             Call.objects.filter(call_id__in=set(call_ids)).values_list("call_id", "queue")
         )
+    grants = clearance_grants(user, role, tenant)
     denials = {}
     for call_id in call_ids:
         queue_id = queue_of.get(call_id) or ""
         needed = int(needed_by_queue.get(queue_id, highest)) if queue_id else highest
-        if held < needed:
+        if held < needed and _grant_covering(grants, queue_id) is None:
             denials[call_id] = _clearance_message(tenant, needed, held)
     return denials
 
@@ -101,7 +135,8 @@ def clearance_denials(user: User, tenant: Client, call_ids: list[str]) -> dict[s
 def _clearance_message(tenant: Client, needed: int, held: int) -> str:
     return _(
         "Recordings of %(client)s's calls need clearance %(needed)s; you hold "
-        "%(held)s. Clearance is set on an agent record in the provider console."
+        "%(held)s. Clearance is set on an agent record in the provider console, or granted "
+        "to a supervisor by the client's admin."
     ) % {"client": tenant.name, "needed": needed, "held": held}
 
 
@@ -123,23 +158,53 @@ def playback_denial(
     """None when ``user`` (with ``role`` on this site) may play the call's recordings, else
     the reason, phrased for that user. ``clearance=False`` leaves clearance out (a list checks
     it per call with :func:`clearance_denials`)."""
+    return playback_check(user, role, tenant, call_id, clearance=clearance)[0]
+
+
+def _call_queue(tenant: Client, call_id: str | None) -> str:
+    from django_tenants.utils import schema_context
+
+    from calls.models import Call
+
+    if not call_id:
+        return ""
+    with schema_context(tenant.schema_name):
+        return Call.objects.filter(call_id=call_id).values_list("queue", flat=True).first() or ""
+
+
+def playback_check(
+    user: User,
+    role: str,
+    tenant: Client,
+    call_id: str | None = None,
+    *,
+    clearance: bool = True,
+) -> tuple[str | None, str]:
+    """``(denial, clearance used)``: the denial as :func:`playback_denial` gives it, and what
+    cleared the user: ``""`` (none needed), ``"agent:<level>"`` or ``"grant:<id>"``."""
     allowed = allowed_roles(tenant)
     if role not in allowed:
         names = ", ".join(role_label(r) for r in allowed) or _("none")
         return _(
             "Your role (%(role)s) may not play %(client)s's call recordings. The roles allowed "
             "are set in the company's call policy; now: %(allowed)s."
-        ) % {"role": role_label(role), "client": tenant.name, "allowed": names}
+        ) % {"role": role_label(role), "client": tenant.name, "allowed": names}, ""
     if role in PROVIDER_ROLES:
         if role == Role.AGENT and not certified(user, tenant):
-            return _("You are not certified for %(client)s.") % {"client": tenant.name}
+            return _("You are not certified for %(client)s.") % {"client": tenant.name}, ""
         needed = required_clearance(tenant, call_id) if clearance else 0
         if needed > 0:
             agent = agent_of(user)
             held = int(agent.clearance) if agent is not None else 0
-            if held < needed:
-                return _clearance_message(tenant, needed, held)
-    return None
+            if held >= needed:
+                return None, f"agent:{held}"
+            grant = _grant_covering(
+                clearance_grants(user, role, tenant), _call_queue(tenant, call_id)
+            )
+            if grant is not None:
+                return None, f"grant:{grant}"
+            return _clearance_message(tenant, needed, held), ""
+    return None, ""
 
 
 def access_console_client(request: HttpRequest, client_id: int) -> tuple[Client, str]:

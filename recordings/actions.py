@@ -476,3 +476,90 @@ def do_purge_recordings(tenant: Client, *, now: datetime | None = None) -> Purge
                     )
             report.purged += 1
     return report
+
+
+# -- clearance grants (a client's admin clears named provider supervisors) -------------------
+class ClearanceError(ValueError):
+    """A grant or revocation that cannot be made; the message says why (shown to the user)."""
+
+
+def do_grant_clearance(
+    tenant: Client,
+    supervisor: Any,
+    *,
+    queue_id: str = "",
+    note: str = "",
+    actor: Any,
+    request: Any = None,
+) -> Any:
+    """Clear ``supervisor`` (a provider user with the supervisor role) to play ``tenant``'s
+    recordings of ``queue_id`` (blank: every queue); audited. One active grant per
+    supervisor and scope: granting it again is an error, not a second row."""
+    from django.db import IntegrityError
+
+    from recordings.models import RecordingClearance
+    from tenants.access import provider_role
+    from tenants.models import Role
+
+    if not supervisor.is_active or provider_role(supervisor) != Role.SUPERVISOR:
+        raise ClearanceError(f"{supervisor.email} is not a provider supervisor.")
+    try:
+        with schema_context(tenant.schema_name), transaction.atomic():
+            grant = RecordingClearance.objects.create(
+                user_id=supervisor.pk,
+                user_email=supervisor.email,
+                queue_id=queue_id,
+                note=note[:300],
+                granted_by_id=actor.pk,
+                granted_by_email=actor.email,
+            )
+            with schema_context("public"):
+                audit.record(
+                    "recording.clearance_granted",
+                    actor=actor,
+                    request=request,
+                    tenant=tenant,
+                    obj=grant,
+                    details={
+                        "supervisor_id": supervisor.pk,
+                        "supervisor": supervisor.email,
+                        "queue_id": queue_id or None,
+                        "grant_id": grant.pk,
+                        "note": note[:300],
+                    },
+                )
+    except IntegrityError:
+        scope = f"queue {queue_id}" if queue_id else "all queues"
+        raise ClearanceError(f"{supervisor.email} is already cleared for {scope}.") from None
+    return grant
+
+
+def do_revoke_clearance(tenant: Client, grant_id: int, *, actor: Any, request: Any = None) -> Any:
+    """Revoke an active grant of ``tenant`` (kept, with who revoked it and when); audited.
+    Raises ``RecordingClearance.DoesNotExist`` for an unknown id, :class:`ClearanceError`
+    for one already revoked."""
+    from recordings.models import RecordingClearance
+
+    with schema_context(tenant.schema_name), transaction.atomic():
+        grant = RecordingClearance.objects.select_for_update().get(pk=grant_id)
+        if grant.revoked_at is not None:
+            raise ClearanceError(f"This clearance of {grant.user_email} was already revoked.")
+        grant.revoked_at = timezone.now()
+        grant.revoked_by_id = actor.pk
+        grant.revoked_by_email = actor.email
+        grant.save(update_fields=["revoked_at", "revoked_by_id", "revoked_by_email"])
+        with schema_context("public"):
+            audit.record(
+                "recording.clearance_revoked",
+                actor=actor,
+                request=request,
+                tenant=tenant,
+                obj=grant,
+                details={
+                    "supervisor_id": grant.user_id,
+                    "supervisor": grant.user_email,
+                    "queue_id": grant.queue_id or None,
+                    "grant_id": grant.pk,
+                },
+            )
+    return grant

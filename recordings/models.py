@@ -123,6 +123,9 @@ class RecordingAccess(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     byte_range = models.CharField(max_length=64, blank=True)
+    # The clearance that allowed it: "" (none needed), "agent:<level>" (held on the agent
+    # record), "grant:<id>" (a RecordingClearance the client gave this supervisor).
+    clearance = models.CharField(max_length=64, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -135,3 +138,43 @@ class RecordingAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_email or '-'} {self.kind} recording {self.recording_id} at {self.at}"
+
+
+class RecordingClearance(models.Model):
+    """A client's admin clears a named provider supervisor to play its confidential
+    recordings: every queue of the client (``queue_id`` blank) or one queue.
+
+    It stands in for the clearance level a supervisor's agent record would have to hold; the
+    call policy must still allow the supervisor role. Users live in the public schema, so
+    ids and e-mail snapshots are kept, not foreign keys. A revoked grant keeps its row (who
+    granted and revoked it, when); only grants with ``revoked_at`` unset count.
+    """
+
+    user_id = models.BigIntegerField()
+    user_email = models.CharField(max_length=254)
+    queue_id = models.CharField(max_length=63, blank=True)  # blank: all the client's queues
+    note = models.CharField(max_length=300, blank=True)
+    granted_by_id = models.BigIntegerField(null=True, blank=True)
+    granted_by_email = models.CharField(max_length=254, blank=True)
+    granted_at = models.DateTimeField(auto_now_add=True)
+    revoked_by_id = models.BigIntegerField(null=True, blank=True)
+    revoked_by_email = models.CharField(max_length=254, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user_id", "queue_id"],
+                condition=Q(revoked_at__isnull=True),
+                name="recording_clearance_one_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"queue {self.queue_id}" if self.queue_id else "all queues"
+        return f"recording clearance of {self.user_email} ({scope})"
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None

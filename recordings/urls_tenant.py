@@ -6,4 +6,5 @@ from recordings import views
 
 urlpatterns = [
     path("", views.portal_recordings, name="recordings"),
+    path("clearances/", views.portal_clearances, name="recording_clearances"),
 ]

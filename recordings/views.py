@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -29,6 +30,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from django.views.decorators.http import require_POST
 from django_tenants.utils import schema_context
 
@@ -41,6 +43,7 @@ from recordings.access import (
     certified,
     clearance_denials,
     console_clients,
+    playback_check,
     playback_denial,
     role_label,
 )
@@ -117,6 +120,7 @@ def _recordings(request: HttpRequest, tenant: Client, role: str, *, site: str) -
             request.user,  # type: ignore[arg-type]
             tenant,
             [r.call_id for r in recordings],
+            role,
         )
     items = [{"rec": rec, "denial": denial or per_call.get(rec.call_id)} for rec in recordings]
     return render(
@@ -223,7 +227,7 @@ def _play(request: HttpRequest, tenant: Client, role: str, *, site: str) -> Http
             recording = Recording.objects.get(pk=pk)
         except Recording.DoesNotExist:
             raise Http404 from None
-    denial = playback_denial(request.user, role, tenant, recording.call_id)  # type: ignore[arg-type]
+    denial, cleared_by = playback_check(request.user, role, tenant, recording.call_id)  # type: ignore[arg-type]
     if denial is not None:
         audit.record(
             "recording.play_refused",
@@ -254,7 +258,7 @@ def _play(request: HttpRequest, tenant: Client, role: str, *, site: str) -> Http
     kind = RecordingAccess.Kind.DOWNLOAD if download else RecordingAccess.Kind.PLAY
     first, last = wanted if wanted else (0, size - 1)
     if request.method != "HEAD":  # a HEAD fetches no audio: nothing played
-        _record_access(request, tenant, recording, role, site, kind, wanted, first)
+        _record_access(request, tenant, recording, role, site, kind, wanted, first, cleared_by)
     length = max(0, last - first + 1)
     response = StreamingHttpResponse(
         _file_chunks(path, first, length),
@@ -281,6 +285,7 @@ def _record_access(
     kind: str,
     wanted: tuple[int, int] | None | bool,
     first: int,
+    cleared_by: str = "",
 ) -> None:
     """One access row and one audit event per playback.
 
@@ -311,6 +316,7 @@ def _record_access(
             ip_address=audit.client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
             byte_range=byte_range,
+            clearance=cleared_by,
         )
         audit.record(
             "recording.downloaded" if kind == RecordingAccess.Kind.DOWNLOAD else "recording.played",
@@ -323,6 +329,7 @@ def _record_access(
                 "role": role,
                 "site": site,
                 "range": byte_range,
+                "clearance": cleared_by,
             },
         )
 
@@ -488,3 +495,111 @@ async def api_mask(request: HttpRequest, call_id: str) -> HttpResponse:
 async def api_unmask(request: HttpRequest, call_id: str) -> HttpResponse:
     """POST: resume the call's recording (JSON answer)."""
     return await _mask_command(request, call_id, "unmask")
+
+
+# -- clearance grants on the client's portal ---------------------------------------------------
+class ClearanceForm(forms.Form):
+    email = forms.EmailField(
+        label=_lazy("Provider supervisor's e-mail"),
+        help_text=_lazy("Ask the provider for the supervisor's sign-in e-mail."),
+    )
+    queue_id = forms.ChoiceField(label=_lazy("Calls of"), required=False)
+    note = forms.CharField(label=_lazy("Why (optional)"), max_length=300, required=False)
+
+    def __init__(self, *args: Any, tenant: Client, **kwargs: Any) -> None:
+        from routing.models import Queue
+
+        super().__init__(*args, **kwargs)
+        queues = Queue.objects.filter(tenant=tenant).order_by("name")
+        self.fields["queue_id"].choices = [("", _lazy("All our queues"))] + [
+            (q.queue_id, f"{q.name} ({_('clearance')} {q.clearance})") for q in queues
+        ]
+
+    def clean_email(self) -> Any:
+        from tenants.access import provider_role
+        from tenants.models import User
+
+        email = self.cleaned_data["email"]
+        user = User.objects.filter(email__iexact=email, is_active=True).first()
+        if user is None or provider_role(user) != Role.SUPERVISOR:
+            raise forms.ValidationError(
+                _("No active provider supervisor signs in with this e-mail.")
+            )
+        return user
+
+
+def _clearance_page(
+    request: HttpRequest, tenant: Client, form: ClearanceForm, status: int = 200
+) -> HttpResponse:
+    from recordings.models import RecordingClearance
+    from routing.models import Queue
+
+    with schema_context(tenant.schema_name):
+        grants = list(RecordingClearance.objects.all()[:200])
+    names = dict(Queue.objects.filter(tenant=tenant).values_list("queue_id", "name"))
+    needs = Queue.objects.filter(tenant=tenant, clearance__gt=0).exists()
+    return render(
+        request,
+        "recordings/clearances.html",
+        {
+            "form": form,
+            "active": [(g, names.get(g.queue_id, g.queue_id)) for g in grants if g.active],
+            "revoked": [(g, names.get(g.queue_id, g.queue_id)) for g in grants if not g.active],
+            "needs_clearance": needs,
+            "supervisors_allowed": Role.SUPERVISOR in allowed_roles(tenant),
+        },
+        status=status,
+    )
+
+
+@login_required
+def portal_clearances(request: HttpRequest) -> HttpResponse:
+    """The client's admin clears named provider supervisors to play its recordings."""
+    from recordings.actions import ClearanceError, do_grant_clearance
+
+    access_client_site(request, [Role.CLIENT_ADMIN])
+    tenant: Client = request.tenant  # type: ignore[attr-defined]
+    if request.method != "POST":
+        return _clearance_page(request, tenant, ClearanceForm(tenant=tenant))
+    if "revoke" in request.POST:
+        return _revoke_clearance(request, tenant)
+    form = ClearanceForm(request.POST, tenant=tenant)
+    if not form.is_valid():
+        return _clearance_page(request, tenant, form, status=400)
+    supervisor = form.cleaned_data["email"]
+    try:
+        do_grant_clearance(
+            tenant,
+            supervisor,
+            queue_id=form.cleaned_data["queue_id"],
+            note=form.cleaned_data["note"],
+            actor=request.user,
+            request=request,
+        )
+    except ClearanceError as exc:
+        form.add_error(None, str(exc))
+        return _clearance_page(request, tenant, form, status=409)
+    messages.success(
+        request, _("%(who)s may now play these recordings.") % {"who": supervisor.email}
+    )
+    return redirect("recording_clearances")
+
+
+def _revoke_clearance(request: HttpRequest, tenant: Client) -> HttpResponse:
+    """POST ``revoke=<grant id>`` on the clearances page."""
+    from recordings.actions import ClearanceError, do_revoke_clearance
+    from recordings.models import RecordingClearance
+
+    try:
+        grant_id = int(request.POST["revoke"])
+    except ValueError:
+        raise Http404 from None
+    try:
+        grant = do_revoke_clearance(tenant, grant_id, actor=request.user, request=request)
+    except RecordingClearance.DoesNotExist:
+        raise Http404 from None
+    except ClearanceError as exc:
+        messages.error(request, str(exc))
+        return redirect("recording_clearances")
+    messages.success(request, _("Clearance of %(who)s revoked.") % {"who": grant.user_email})
+    return redirect("recording_clearances")

@@ -2,6 +2,7 @@
 // progressive enhancements. Pages work without JavaScript; this only makes them smoother.
 import htmx from "htmx.org";
 import "./wallboard"; // the live wallboard: starts only on a page with #wallboard
+import "./portal_live"; // a client's live page: starts only on a page with #portal-live
 import "./agent"; // the agents' call console: starts only on a page with #agent-console
 
 declare global {

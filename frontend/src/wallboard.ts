@@ -1,4 +1,6 @@
-// The provider's live wallboard (templates/routing/wallboard.html, /ws/live/).
+// The provider's live wallboard (templates/routing/wallboard.html, /ws/live/), also used by
+// a client's portal (templates/portal/live.html, /ws/portal/live/, portal_live.ts) with
+// `data-scope="tenant"`: one tenant's stream, which has no client column and no agent list.
 //
 // The server sends a snapshot on connect, then deltas (records that changed, replaced whole)
 // and heartbeats, each with the stream's `seq`. A delta must carry seq = last + 1 and the same
@@ -72,7 +74,7 @@ const SILENT_AFTER_MS = 15_000; // the publisher sends a heartbeat every 5 s at 
 const RESYNC_TIMEOUT_MS = 5_000;
 const FINAL_CLOSE_CODES = new Set([4401, 4403, 4404]);
 
-class Wallboard {
+export class Wallboard {
   private socket: WebSocket | null = null;
   private epoch: string | null = null;
   private seq = 0;
@@ -313,16 +315,17 @@ class Wallboard {
     const queues = Object.values(this.queues).sort(
       (a, b) => this.tenantName(a.tenant).localeCompare(this.tenantName(b.tenant)) || a.name.localeCompare(b.name),
     );
+    const perTenant = this.root.dataset.scope === "tenant";
     if (!queues.length) {
-      body.replaceChildren(this.emptyRow(9));
+      body.replaceChildren(this.emptyRow(perTenant ? 8 : 9));
       return;
     }
     body.replaceChildren(
       ...queues.map((q) => {
         const row = document.createElement("tr");
         row.dataset.queue = q.id;
+        if (!perTenant) row.append(this.cell(this.tenantName(q.tenant)));
         row.append(
-          this.cell(this.tenantName(q.tenant)),
           this.cell(q.name),
           this.cell(String(q.waiting), "num", "waiting"),
           this.waitCell(q),
