@@ -166,6 +166,38 @@ async def test_target_not_answering_sends_the_caller_to_the_queue_served_by_anot
         await world.close()
 
 
+async def test_a_busy_target_keeps_the_caller_waiting_only_for_the_window() -> None:
+    world = await start_world(make_directory(agents=3), agents=3)
+    pushed: list[tuple[str, dict]] = []
+    world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
+    try:
+        sb = world.sb
+        await place(world, did_of("alpha"), digits="1", talk=3600.0)
+        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
+        session = session_of(world)
+        first = session.agent
+        target, other = [a for a in ("agent0", "agent1", "agent2") if a != first]
+        # Logged in but on a break: the transfer is accepted and held for the target.
+        await sb.command({"agent_id": target, "command": "state", "state": "break"})
+        reply = await sb.command({"agent_id": first, "command": "transfer", "to_agent": target})
+        assert reply["ok"] is True, reply
+        await wait_for(lambda: session.state == "queue")
+        held_at = world.clock.now()
+        # The other agent idles meanwhile; after the 30 s window it takes the call.
+        await wait_for(lambda: session.state == "agent" and session.agent == other, timeout=20)
+        assert world.clock.now() - held_at >= session.TRANSFER_WINDOW_S - 1.0
+        assert not [ev for a, ev in pushed if a == target and ev.get("call_id")]
+        await hang_up_caller(world, session)
+        [summary] = world.sink.calls.values()
+        assert [s.agent for s in a_leg(world, summary.call_id) if s.kind.value == "agent"] == [
+            first,
+            other,
+        ]
+        check_partition(world, summary.call_id)
+    finally:
+        await world.close()
+
+
 def with_recording(directory, **policies: str):  # type: ignore[no-untyped-def]
     plans = dict(directory.tenants)
     for tenant, policy in policies.items():
