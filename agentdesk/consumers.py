@@ -10,7 +10,8 @@ Channels layer. The protocol with the switchboard (telephony/callflow implements
   "message"[, "snapshot"][, "request_id"]}``; none within :data:`REPLY_TIMEOUT_S` answers the
   browser ``{"ok": false, "message": "switchboard not responding", "timeout": true}``;
 * pushes: group ``agent.<agent_id>``, ``{"type": "agent.event", "event": {...}}`` (kinds
-  ``state``, ``offer``, ``connected``, ``ended``, ``hold``; ``seq`` +1 per message per agent).
+  ``state``, ``offer``, ``connected``, ``ended``, ``hold``, ``recording``; ``seq`` +1 per message
+  per agent).
 
 Commands are relayed one at a time per connection (a reply names its request only through the
 group it is sent to, so one request in flight makes every reply unambiguous; if the switchboard
@@ -64,7 +65,17 @@ MASK_TTL_S = 60.0
 STATES = ("available", "break", "logout")
 ESCALATION_MODES = ("cold", "warm")
 CALL_COMMANDS = frozenset(
-    {"hold", "unhold", "hangup", "escalate", "complete_transfer", "transfer", "mask", "unmask"}
+    {
+        "hold",
+        "unhold",
+        "hangup",
+        "escalate",
+        "complete_transfer",
+        "transfer",
+        "mask",
+        "unmask",
+        "record",
+    }
 )
 COMMANDS = CALL_COMMANDS | {"state", "wrap_up_done", "snapshot"}
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

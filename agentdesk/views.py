@@ -41,6 +41,7 @@ def console_labels() -> dict[str, object]:
         "failed": _("The switchboard refused: %(message)s"),
         "on_hold": _("On hold"),
         "recording_paused": _("Recording paused"),
+        "transferred_by": _("Transferred by %(agent)s"),
         "vip": _("VIP"),
         "unknown_caller": _("Unknown caller"),
         "saved": _("Disposition saved."),

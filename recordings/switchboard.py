@@ -1,7 +1,7 @@
-"""Asking the switchboard to mask or unmask a live recording, over the Channels layer.
+"""Asking the switchboard to mask, unmask or start a live recording, over the Channels layer.
 
 The request goes to group ``switchboard.control`` as
-``{"type": "switchboard.command", "command": "mask" | "unmask", "call_id", "agent_id",
+``{"type": "switchboard.command", "command": "mask" | "unmask" | "record", "call_id", "agent_id",
 "request_id"}``; the switchboard answers on group ``switchboard.reply.<request_id>`` with
 ``{"type": "switchboard.reply", "ok": bool, "message": str}`` (a ``request_id`` in the reply,
 if the switchboard adds one, must be the request's).
@@ -20,7 +20,7 @@ CONTROL_GROUP = "switchboard.control"
 REPLY_GROUP_PREFIX = "switchboard.reply."
 #: Seconds the API waits for the switchboard's answer.
 REPLY_TIMEOUT_S = 2.0
-COMMANDS = ("mask", "unmask")
+COMMANDS = ("mask", "unmask", "record")
 
 
 class SwitchboardUnavailable(Exception):

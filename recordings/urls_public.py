@@ -21,4 +21,9 @@ urlpatterns = [
         views.api_unmask,
         name="api_recording_unmask",
     ),
+    path(
+        "api/calls/<str:call_id>/recording/start",
+        views.api_record,
+        name="api_recording_start",
+    ),
 ]

@@ -1,4 +1,5 @@
-"""Recordings on the client portal and the provider console; the mask API.
+"""Recordings on the client portal and the provider console; the mask API and starting a
+recording on demand (``api/calls/<call_id>/recording/start``).
 
 One page per client company lists its recordings (``?call=<call id>`` narrows it to one call)
 with a player for each recording the viewer may play; the same address with ``?play=<id>``
@@ -416,9 +417,10 @@ def _finish_mask(
     }
     with transaction.atomic():
         recording = None
-        if outcome == "ok":
+        if outcome == "ok" and command in ("mask", "unmask"):
             recording = do_mark_masked(client.schema_name, call_id, command == "mask", at_ms)
-        action = f"recording.{command}ed" if outcome == "ok" else f"recording.{command}_failed"
+        verb = "start" if command == "record" else command
+        action = f"recording.{verb}ed" if outcome == "ok" else f"recording.{verb}_failed"
         audit.record(
             action, actor=user, request=request, tenant=client, obj=recording, details=details
         )
@@ -603,3 +605,108 @@ def _revoke_clearance(request: HttpRequest, tenant: Client) -> HttpResponse:
         return redirect("recording_clearances")
     messages.success(request, _("Clearance of %(who)s revoked.") % {"who": grant.user_email})
     return redirect("recording_clearances")
+
+
+# -- start a recording on demand (provider host) ----------------------------------------------
+
+
+def _live_call_tenant(call_id: str, tenants: list[Client]) -> Client | None:
+    """The client whose schema holds ``call_id`` as a call still going on."""
+    from calls.models import Call
+
+    for tenant in tenants:
+        with schema_context(tenant.schema_name):
+            if Call.objects.filter(call_id=call_id, ended_ms__isnull=True).exists():
+                return tenant
+    return None
+
+
+def _prepare_start(request: HttpRequest, user: Any, call_id: str) -> dict[str, Any]:
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or not tenant.is_provider:
+        raise Http404
+    role = provider_role(user)
+    if role not in MASKERS:
+        raise Http404
+    agent = agent_of(user)
+    if role == Role.AGENT and agent is None:
+        return {"error": _json(403, ok=False, message=_("You have no agent record."))}
+    tenants = list(Client.objects.exclude(schema_name="public").order_by("schema_name"))
+    if role == Role.AGENT:
+        tenants = [t for t in tenants if certified(user, t)]
+    client = _live_call_tenant(call_id, tenants)
+    if client is None:
+        return {
+            "error": _json(
+                404,
+                ok=False,
+                message=_("No call %(call)s is going on.") % {"call": call_id},
+            )
+        }
+    with schema_context(client.schema_name):
+        recording = Recording.objects.filter(
+            call_id=call_id, status=Recording.Status.RECORDING
+        ).exists()
+    if recording:
+        return {
+            "error": _json(
+                409,
+                ok=False,
+                message=_("Call %(call)s is already being recorded.") % {"call": call_id},
+            )
+        }
+    return {"client": client, "agent_id": agent.agent_id if agent else None}
+
+
+@require_POST
+async def api_record(request: HttpRequest, call_id: str) -> HttpResponse:
+    """POST: start recording a call whose client records on demand (JSON answer).
+
+    The switchboard applies the client's policy: ``all``/``sample`` are decided by the policy
+    and ``none`` forbids it; it refuses with the reason (409). The recording row appears when
+    the switchboard's notice is stored, as for any recording."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return _json(401, ok=False, message=_("Sign in first."))
+    call_id = call_id[:64]
+    try:
+        prep = await sync_to_async(_prepare_start)(request, user, call_id)
+    except Http404:
+        return _json(404, ok=False, message=_("Not found."))
+    if "error" in prep:
+        return prep["error"]
+    client, agent_id = prep["client"], prep["agent_id"]
+    try:
+        reply = await switchboard.send_command("record", call_id, agent_id)
+    except switchboard.SwitchboardTimeout:
+        await sync_to_async(_finish_mask)(
+            request, user, client, call_id, "record", agent_id, "timeout", "",
+            int(time.time() * 1000),
+        )  # fmt: skip
+        message = _(
+            "The switchboard did not answer within %(seconds)s s; the recording may not have "
+            "started. Try again, or tell your supervisor."
+        ) % {"seconds": f"{switchboard.REPLY_TIMEOUT_S:g}"}
+        return _json(504, ok=False, call_id=call_id, message=message)
+    except switchboard.SwitchboardUnavailable:
+        return _json(503, ok=False, call_id=call_id, message=_("The switchboard is unreachable."))
+    at_ms = int(time.time() * 1000)
+    outcome = "ok" if reply.ok else "refused"
+    await sync_to_async(_finish_mask)(
+        request, user, client, call_id, "record", agent_id, outcome, reply.message, at_ms
+    )
+    if not reply.ok:
+        return _json(
+            409,
+            ok=False,
+            call_id=call_id,
+            message=_("The switchboard refused: %(reason)s") % {"reason": reply.message},
+        )
+    return _json(
+        200,
+        ok=True,
+        call_id=call_id,
+        recording=True,
+        at_ms=at_ms,
+        message=reply.message or _("Recording started."),
+    )

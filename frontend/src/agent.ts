@@ -26,12 +26,14 @@ interface CallInfo {
   contact?: Contact | null;
   on_hold?: boolean;
   masked?: boolean;
+  recording?: boolean;
+  transferred_by?: string | null;
   warm?: boolean;
   [key: string]: unknown;
 }
 
 interface AgentEvent extends Partial<CallInfo> {
-  kind: "state" | "offer" | "connected" | "ended" | "hold";
+  kind: "state" | "offer" | "connected" | "ended" | "hold" | "recording";
   seq: number;
   state?: string;
   reason?: string | null;
@@ -79,6 +81,7 @@ interface Labels {
   failed: string;
   on_hold: string;
   recording_paused: string;
+  transferred_by: string;
   vip: string;
   unknown_caller: string;
   saved: string;
@@ -297,12 +300,16 @@ class AgentConsole {
           ...(event as CallInfo),
           on_hold: false,
           masked: false,
+          recording: Boolean((event as CallInfo).recording),
         };
         if (event.tenant) void this.client(event.tenant);
         break;
       }
       case "hold":
         if (this.call && this.call.call_id === event.call_id) this.call.on_hold = Boolean(event.on);
+        break;
+      case "recording":
+        if (this.call && this.call.call_id === event.call_id) this.call.recording = Boolean(event.on);
         break;
       case "ended":
         if (this.call && this.call.call_id === event.call_id) {
@@ -491,6 +498,11 @@ class AgentConsole {
     return info?.queues.find((q) => q.id === call.queue)?.name ?? call.queue ?? "";
   }
 
+  private agentName(call: CallInfo, agentId: string): string {
+    const info = call.tenant ? this.loadedInfo(call.tenant) : null;
+    return info?.agents.find((a) => a.id === agentId)?.name ?? agentId;
+  }
+
   private loadedInfo(tenant: string): ClientInfo | null {
     return this.loaded[tenant] ?? null;
   }
@@ -530,6 +542,11 @@ class AgentConsole {
       this.show("#ad-mask-flag", Boolean(call.masked));
       this.show("#ad-mask", !call.masked);
       this.show("#ad-unmask", Boolean(call.masked));
+      this.show("#ad-rec-flag", Boolean(call.recording) && !call.masked);
+      this.show("#ad-record", !call.recording);
+      const from = call.transferred_by ? this.agentName(call, call.transferred_by) : "";
+      this.text("#ad-xfer-flag", from ? this.labels.transferred_by.replace("%(agent)s", from) : "");
+      this.show("#ad-xfer-flag", Boolean(from));
       this.show("#ad-complete", Boolean(call.warm));
       this.fillTransferTargets(call.tenant ? this.loadedInfo(call.tenant) : null);
     }

@@ -359,7 +359,13 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class CallArrived(Event):
-    """A call reaches the queue (after IVR). ``overflow_in``: sent by the client's own centre."""
+    """A call reaches the queue (after IVR). ``overflow_in``: sent by the client's own centre.
+
+    ``target_agent``: an agent transferred the call to this agent. It is held for that agent
+    for ``target_window_s`` (the sticky reservation), then joins the queue as any caller, at
+    the place it took on arrival; an agent who is not a member of the queue (certification,
+    clearance), logged out or unregistered is never held for: the call is simply queued.
+    """
 
     kind: ClassVar[str] = "call_arrived"
     call_id: str
@@ -369,6 +375,16 @@ class CallArrived(Event):
     vip: bool = False
     topic: str | None = None
     overflow_in: bool = False
+    target_agent: str | None = None
+    target_window_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.target_agent is not None and not (
+            math.isfinite(self.target_window_s) and self.target_window_s > 0
+        ):
+            raise ValueError(
+                f"target_window_s must be a positive number of seconds, got {self.target_window_s!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

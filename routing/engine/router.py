@@ -407,6 +407,24 @@ class Engine:
             return c.state
         return self._ended.get(call_id)
 
+    def transfer_refusal(self, agent_id: str, queue_id: str) -> str | None:
+        """Why a call of ``queue_id`` may not be held for ``agent_id`` now (None: it may).
+
+        Read-only: the switchboard asks before it takes a caller from the transferring agent.
+        """
+        a = self._agents.get(agent_id)
+        if a is None:
+            return "unknown agent"
+        if queue_id not in self.queues:
+            return "unknown queue"
+        if queue_id not in self._agent_queues[agent_id]:
+            return "not certified for this queue"
+        if a.state == LOGGED_OUT:
+            return "not logged in"
+        if not a.registered:
+            return "phone not registered"
+        return None
+
     def call_offers(self, call_id: str) -> list[str]:
         c = self._calls.get(call_id)
         return sorted(c.offers) if c is not None else []
@@ -831,8 +849,17 @@ class Engine:
     # Queue entry, announcements, diversion
     # =========================================================================================
 
-    def _enter_queue(self, c: _Call, q: QueueConfig, out: list[Decision]) -> None:
-        """``c`` (state MOVING) joins queue ``q`` now: offer, or wait with announcements."""
+    def _enter_queue(
+        self,
+        c: _Call,
+        q: QueueConfig,
+        out: list[Decision],
+        target: tuple[str, float] | None = None,
+    ) -> None:
+        """``c`` (state MOVING) joins queue ``q`` now: offer, or wait with announcements.
+
+        ``target``: (agent, window) of a transfer to a named agent, held like a sticky caller.
+        """
         qid = q.queue_id
         now = self.now
         c.queue_id = qid
@@ -843,7 +870,13 @@ class Engine:
         est.on_enter(c.call_id, now, c.priority)
         if not self._members[qid]:
             self._skip("no_certified_agent", f"call {c.call_id} in queue {qid}")
-        if q.sticky_window_s > 0 and c.caller_id is not None and self._reserve(c, q):
+        if target is not None:
+            reserved = self._reserve_for(c, q, target[0], target[1])
+            if not reserved:
+                self._skip("transfer_target_unavailable", f"call {c.call_id} for {target[0]}")
+        else:
+            reserved = q.sticky_window_s > 0 and c.caller_id is not None and self._reserve(c, q)
+        if reserved:
             if self._dispatch_call(c, out):
                 return
         else:
@@ -867,19 +900,20 @@ class Engine:
         last = self._last_agent.get(f"{c.tenant_id}|{c.caller_id}")
         if last is None or self.now - last[1] > self.settings.sticky_memory_s:
             return False
-        a = self._agents.get(last[0])
-        if (
-            a is None
-            or a.state == LOGGED_OUT
-            or not a.registered
-            or q.queue_id not in self._agent_queues[last[0]]
-        ):
+        return self._reserve_for(c, q, last[0], q.sticky_window_s)
+
+    def _reserve_for(self, c: _Call, q: QueueConfig, aid: str, window: float) -> bool:
+        """Hold ``c`` for agent ``aid`` for ``window`` seconds, if that agent can serve it:
+        logged in, registered and a member of the queue (the walls: certification for the
+        tenant and clearance). Then it joins the common queue at its original place."""
+        if self.transfer_refusal(aid, q.queue_id) is not None:
             return False
+        a = self._agents[aid]
         c.state = WAITING
         c.wver += 1
-        c.sticky_agent = last[0]
+        c.sticky_agent = aid
         a.reserved.append(c.call_id)
-        self._schedule_in(q.sticky_window_s, "sticky", [c.call_id, c.wver])
+        self._schedule_in(window, "sticky", [c.call_id, c.wver])
         return True
 
     def _announce(self, c: _Call, q: QueueConfig, out: list[Decision]) -> None:
@@ -1004,7 +1038,10 @@ class Engine:
                 return
             c.overflow_in = True
             self._overflow_active[tid] = self._overflow_active.get(tid, 0) + 1
-        self._enter_queue(c, q, out)
+        if ev.target_agent is not None:
+            self._enter_queue(c, q, out, (ev.target_agent, ev.target_window_s))
+        else:
+            self._enter_queue(c, q, out)
 
     def _context(self, c: _Call) -> tuple[tuple[str, str], ...]:
         items = [("queue", c.queue_id), ("waited_s", f"{self.now - c.arrived_at:.0f}")]

@@ -88,6 +88,13 @@ def seconds_phrase(seconds: float) -> str:
 class CallSession:
     """See the module docstring."""
 
+    #: An agent's transfer to a named agent: that agent, for the next ``CallArrived`` only.
+    transfer_target: str | None = None
+    #: Who handed the call over by a transfer to a named agent (shown on the next agent's card).
+    transferred_by: str | None = None
+    #: How long a call transferred to a named agent waits for that agent before the queue.
+    TRANSFER_WINDOW_S = 30.0
+
     def __init__(self, switchboard: Switchboard, call: OutboundCall) -> None:
         self.sb = switchboard
         self.call = call
@@ -495,19 +502,27 @@ class CallSession:
 
     async def _start_recording(self, plan: TenantCallPlan) -> None:
         if plan.recording == "on_demand":
-            return
+            return  # the agent starts it (record_on_demand)
         if plan.recording == "sample":
             share = int(hashlib.sha256(self.call_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
             if share >= plan.recording_sample:
                 return
+        await self._record(plan)
+
+    def recording_path(self, plan: TenantCallPlan) -> str:
+        """Where the switch writes this call's recording (one file per call)."""
         day = time.strftime("%Y/%m/%d", time.gmtime(self.now()))
         path = f"$${{recordings_dir}}/{plan.tenant_id}/{day}/{self.call_id}.wav"
-        path = path.replace("$${recordings_dir}", "/var/lib/freeswitch/recordings")
+        return path.replace("$${recordings_dir}", "/var/lib/freeswitch/recordings")
+
+    async def _record(self, plan: TenantCallPlan) -> bool:
+        """``uuid_record`` the caller's leg and tell the sink (the recordings app registers it)."""
+        path = self.recording_path(plan)
         try:
             await self.call.api(f"uuid_record {self.call_id} start {path}")
         except (ESLError, ConnectionLost) as exc:
             log.warning("call %s: recording did not start: %s", self.call_id, exc)
-            return
+            return False
         self.recording = path
         await self.sb.sink.notice(
             "recording",
@@ -518,6 +533,24 @@ class CallSession:
                 "started_ms": self.now_ms(),
             },
         )
+        return True
+
+    async def record_on_demand(self) -> str | None:
+        """The agent starts recording (policy ``on_demand``): None, or why it cannot."""
+        plan = self.plan
+        if plan is None or self.state != "agent":
+            return "you are not talking to this caller"
+        if plan.recording == "none":
+            return "this client does not allow recording"
+        if plan.recording == "all":
+            return "this client records every call: the recording is already decided by policy"
+        if plan.recording == "sample":
+            return "this client records a sample of calls chosen by policy, not on demand"
+        if self.recording:
+            return "this call is already being recorded"
+        if not await self._record(plan):
+            return "the switch did not start the recording"
+        return None
 
     async def set_masked(self, masked: bool) -> bool:
         """Pause (mask) or resume the recording while a secret is spoken."""
@@ -590,8 +623,11 @@ class CallSession:
                     vip=bool((lookup or {}).get("vip")),
                     topic=(lookup or {}).get("topic"),
                     overflow_in=self.summary.origin == "overflow",
+                    target_agent=self.transfer_target,
+                    target_window_s=self.TRANSFER_WINDOW_S,
                 )
             )
+            self.transfer_target = None
             self.in_engine = True
             if not rejoin:
                 self.queued_at = at
@@ -1038,6 +1074,8 @@ class CallSession:
             "on_hold": self.held,
             "masked": self.masked,
             "consulting": self.state == "consult",
+            "recording": bool(self.recording),
+            "transferred_by": self.transferred_by,
         }
 
     async def hold(self, on: bool) -> None:
@@ -1054,7 +1092,33 @@ class CallSession:
         queue = self.sb.directory.queues.get(queue_id)
         if self.state != "agent" or queue is None or queue.tenant_id != self.summary.tenant_id:
             return False
+        await self._hand_over(queue_id, None)
+        return True
+
+    async def transfer_to_agent(self, target: str) -> str | None:
+        """Take the caller from the agent to another agent by name: None, or why not (then
+        nothing changed and the caller is still with the agent).
+
+        The call re-enters its queue held for ``target`` (the engine's sticky reservation) for
+        :attr:`TRANSFER_WINDOW_S`; if the target does not answer, or is still busy when the
+        window ends, the call waits in the queue as any caller, at the place it took."""
+        queue_id = self.summary.queue
+        if self.state != "agent" or not queue_id:
+            return "you are not talking to this caller"
+        if target == self.agent:
+            return "you cannot transfer a call to yourself"
+        if target not in self.sb.directory.agents:
+            return f"unknown agent {target!r}"
+        refusal = self.sb.engine.transfer_refusal(target, queue_id)
+        if refusal is not None:
+            return f"{target} cannot take this call: {refusal}"
+        await self._hand_over(queue_id, target)
+        return None
+
+    async def _hand_over(self, queue_id: str, target: str | None) -> None:
+        """The agent's part ends (metered ``transfer``) and the caller re-enters ``queue_id``."""
         agent_leg = self.agent_leg
+        self.transferred_by = self.agent if target is not None else None
         # Park the caller first: the bridge ends without hanging the caller up.
         await self.sb.link_for(self.node).api(f"uuid_park {self.call_id}")
         assert self.meter is not None
@@ -1067,10 +1131,10 @@ class CallSession:
         self.agent, self.agent_leg = None, None
         self.bridged = asyncio.Event()
         self.in_engine = False
-        self.sb.spawn(self._requeue(queue_id), name=f"transfer {self.call_id}")
-        return True
+        self.sb.spawn(self._requeue(queue_id, target), name=f"transfer {self.call_id}")
 
-    async def _requeue(self, queue_id: str) -> None:
+    async def _requeue(self, queue_id: str, target: str | None = None) -> None:
+        self.transfer_target = target
         with contextlib.suppress(CallerGone):
             await self._queue(queue_id)
 

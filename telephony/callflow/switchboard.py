@@ -806,6 +806,11 @@ class Switchboard:
             elif command in ("mask", "unmask"):
                 if not await session.set_masked(command == "mask"):
                     return {"ok": False, "message": "this call is not being recorded"}
+            elif command == "record":
+                problem = await session.record_on_demand()
+                if problem is not None:
+                    return {"ok": False, "message": problem}
+                self.push(agent_id, {"kind": "recording", "call_id": session.call_id, "on": True})
             elif command == "escalate":
                 warm = msg.get("mode") == "warm"
                 ok = await (session.consult() if warm else session.escalate_now())
@@ -822,11 +827,10 @@ class Switchboard:
                     return {"ok": False, "message": "there is no consultation to cancel"}
             elif command == "transfer":
                 if msg.get("to_agent"):
-                    return {
-                        "ok": False,
-                        "message": "transfer to a named agent is not available yet: transfer to a queue",
-                    }
-                if not await session.transfer_to_queue(str(msg.get("queue_id") or "")):
+                    problem = await session.transfer_to_agent(str(msg["to_agent"]))
+                    if problem is not None:
+                        return {"ok": False, "message": problem}
+                elif not await session.transfer_to_queue(str(msg.get("queue_id") or "")):
                     return {"ok": False, "message": "no such queue for this client"}
 
             else:

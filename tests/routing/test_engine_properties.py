@@ -155,6 +155,19 @@ class EngineMachine(RuleBasedStateMachine):
         if self.engine.call_state(cid) is not None:
             self.accepted.add(cid)
 
+    @rule(
+        queue=st.sampled_from(list(QUEUES)),
+        to=st.sampled_from(AGENT_IDS),
+        window=st.sampled_from([5.0, 20.0, 45.0]),
+    )
+    def transfer_in(self, queue: str, to: str, window: float) -> None:
+        """An agent's transfer to a named agent (any: uncertified, cleared too low, unknown)."""
+        self.n += 1
+        cid = f"c{self.n}"
+        self.feed(CallArrived(self.t, cid, queue, target_agent=to, target_window_s=window))
+        if self.engine.call_state(cid) is not None:
+            self.accepted.add(cid)
+
     @rule(data=st.data())
     def abandon(self, data: st.DataObject) -> None:
         calls = self.calls_in("waiting") + self.calls_in("offered")
