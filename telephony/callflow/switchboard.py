@@ -606,7 +606,9 @@ class Switchboard:
         return {
             "state": state,
             "reason": reason,
-            "call": session.card("connected" if session.state in ("agent", "consult") else "offer")
+            "call": session.card(
+                "connected" if session.state in ("agent", "consult", "conference") else "offer"
+            )
             if session
             else None,
             "seq": self._agent_seq[agent_id],
@@ -671,6 +673,18 @@ class Switchboard:
             elif command == "cancel_consult":
                 if not await session.cancel_consult():
                     return {"ok": False, "message": "there is no consultation to cancel"}
+            elif command == "conference":
+                if not await session.conference():
+                    return {
+                        "ok": False,
+                        "message": "a conference needs a consultation with the second line first",
+                    }
+            elif command == "leave_conference":
+                if not await session.leave_conference():
+                    return {
+                        "ok": False,
+                        "message": "you are not in a conference with the second line",
+                    }
             elif command == "transfer":
                 if msg.get("to_agent"):
                     return {
@@ -692,7 +706,7 @@ class Switchboard:
         if (
             session is None
             or session.agent != agent_id
-            or session.state not in ("agent", "consult")
+            or session.state not in ("agent", "consult", "conference")
         ):
             return None
         if call_id and call_id != session.call_id:
