@@ -65,6 +65,7 @@ STATES = ("available", "break", "logout")
 ESCALATION_MODES = ("cold", "warm")
 CALL_COMMANDS = frozenset(
     {"hold", "unhold", "hangup", "escalate", "complete_transfer", "transfer", "mask", "unmask"}
+    | {"conference", "leave_conference"}
 )
 COMMANDS = CALL_COMMANDS | {"state", "wrap_up_done", "snapshot"}
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -27,6 +27,8 @@ interface CallInfo {
   on_hold?: boolean;
   masked?: boolean;
   warm?: boolean;
+  consulting?: boolean;
+  conference?: boolean;
   [key: string]: unknown;
 }
 
@@ -295,8 +297,9 @@ class AgentConsole {
         this.call = {
           tenant_name: offered?.tenant_name,
           ...(event as CallInfo),
-          on_hold: false,
-          masked: false,
+          // A card pushed again (conference begun or ended) keeps the call's flags.
+          on_hold: Boolean(event.on_hold),
+          masked: Boolean(event.masked),
         };
         if (event.tenant) void this.client(event.tenant);
         break;
@@ -530,7 +533,13 @@ class AgentConsole {
       this.show("#ad-mask-flag", Boolean(call.masked));
       this.show("#ad-mask", !call.masked);
       this.show("#ad-unmask", Boolean(call.masked));
-      this.show("#ad-complete", Boolean(call.warm));
+      // Consulting the second line: complete the transfer, or bring everyone together;
+      // in the conference: leave it to the caller and the second line.
+      const consulting = Boolean(call.consulting || call.warm) && !call.conference;
+      this.show("#ad-complete", consulting);
+      this.show("#ad-conference", consulting);
+      this.show("#ad-leave", Boolean(call.conference));
+      this.show("#ad-conference-flag", Boolean(call.conference));
       this.fillTransferTargets(call.tenant ? this.loadedInfo(call.tenant) : null);
     }
 
