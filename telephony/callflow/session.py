@@ -752,10 +752,65 @@ class CallSession:
             return
         if uuid == self.second_leg and self.state == "escalated":
             return  # the caller's own hangup follows (or already came)
+        if self.state == "consult" and uuid in (self.agent_leg, self.second_leg):
+            if not self.gone.is_set():
+                self.sb.spawn(self._consult_leg_gone(uuid, ev), name=f"consult {self.call_id}")
+            return
         if uuid == self.agent_leg and self.state == "agent" and not self.gone.is_set():
             # The node's connection and the caller's socket race: when the caller hung up
             # (and the switch then cleared the agent), the caller's hangup is about to arrive.
             self.sb.spawn(self._agent_gone(ev), name=f"agent gone {self.call_id}")
+
+    async def _consult_leg_gone(self, uuid: str, ev: Event | None) -> None:
+        """The agent's or the second line's leg hung up while they consulted (the caller
+        parked with music). Never left there: back to the agent if the agent is still up, to
+        the second line if only it is, else back to the queue (the first line)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):  # the caller's hangup, or the partner's, may follow
+                await self.gone.wait()
+        if self.gone.is_set() or self.state != "consult" or self.meter is None:
+            return
+        at_ms = self.t(event_ms(ev, self.now()))
+        link = self.sb.link_for(self.node)
+        agent_up = self.agent_leg is not None and self.agent_leg in self.sb.agent_legs
+        second = self.second_leg
+        second_up = second is not None and second in self.sb.agent_legs
+        if second is not None and not second_up and second in self.meter.open_legs:
+            end = ev if uuid == second else None
+            if end is None and self.second_end is not None and self.second_end.done():
+                end = self.second_end.result()
+            cause = (end.get("Hangup-Cause") if end is not None else None) or "NORMAL_CLEARING"
+            with contextlib.suppress(ValueError):
+                self.meter.escalation_ended(event_ms(end, self.now()), second, cause)
+            self.second_end = None
+        if agent_up and not second_up:
+            # The second line hung up: the agent is back with the caller.
+            self.state = "agent"
+            await link.api(f"uuid_bridge {self.call_id} {self.agent_leg}")
+            if self.agent is not None:
+                self.sb.push(self.agent, self.card("connected"))
+            return
+        if second_up and not agent_up and second is not None:
+            # Our agent hung up while consulting: the caller goes to the second line.
+            self.meter.agent_left(at_ms)
+            self.state = "escalated"
+            self.summary.outcome, self.summary.cause = "escalated", "warm"
+            self._engine_end_connected()
+            self.sb.stats["escalations"] += 1
+            await link.api(f"uuid_bridge {self.call_id} {second}")
+            return
+        # Both gone (a bridged pair ends together): the caller goes back to the queue.
+        self.meter.agent_unbridged(at_ms, "consult_ended")
+        self.state = "ivr"
+        self._engine_end()
+        self.agent, self.agent_leg, self.second_leg = None, None, None
+        self.bridged = asyncio.Event()
+        self.in_engine = False
+        self.sb.stats["consult_lost"] += 1
+        with contextlib.suppress(CallerGone):
+            await self._break()
+            await self._play(SECOND_LINE_FAILED)
+            await self._queue(self.summary.queue)
 
     async def _agent_gone(self, ev: Event | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -953,6 +1008,9 @@ class CallSession:
         await link.api(f"uuid_transfer {self.agent_leg} -both conference:{target} inline")
         self.conference_room = room
         self.state = "conference"
+        if self.gone.is_set():
+            self._close_room()  # the caller hung up while the legs moved: clear the room
+            return True
         self._moh_playing = False
         await self._break()
         with contextlib.suppress(ESLError, ConnectionLost):

@@ -648,6 +648,10 @@ class Switchboard:
         session = self._agent_session(agent_id, msg.get("call_id"))
         if session is None:
             return {"ok": False, "message": "you are not on that call"}
+        if session.state == "conference" and command not in (
+            "leave_conference", "hangup", "mask", "unmask"
+        ):  # fmt: skip
+            return {"ok": False, "message": "not possible in a conference: leave it first"}
         try:
             if command in ("hold", "unhold"):
                 await session.hold(command == "hold")

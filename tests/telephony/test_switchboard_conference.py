@@ -87,6 +87,12 @@ async def test_conference_then_our_agent_leaves_and_the_caller_stays_with_the_se
         assert any(ev.get("conference") for ev in pushed if ev["kind"] == "connected")
         await asyncio.sleep(0.3)
         agent_leg, second = session.agent_leg, session.second_leg
+        for command in ("hold", "complete_transfer", "cancel_consult", "conference"):
+            assert await sb.command({"agent_id": "agent0", "command": command}) == {
+                "ok": False,
+                "message": "not possible in a conference: leave it first",
+            }
+        assert session.state == "conference"
         assert (await sb.command({"agent_id": "agent0", "command": "leave_conference"}))["ok"]
         assert session.state == "escalated"
         switch = world.switches[0]
@@ -236,5 +242,37 @@ async def test_second_line_hanging_up_after_our_agent_left_ends_with_a_goodbye()
             ("conference", f"ccp-{call_id}@ccp"),
             ("playback", "say:Thank you for calling. Goodbye."),
         ]
+    finally:
+        await world.close()
+
+
+async def test_a_consultation_that_loses_both_legs_returns_the_caller_to_the_queue() -> None:
+    """Not a conference yet: the second line hangs up while our agent consults it (the switch
+    clears the agent's bridged leg with it). The caller, parked with music, is not left there:
+    a prompt, then the queue, and the next free agent (here the same one after wrap-up)."""
+    world = await start_world(make_directory(agents=1, wrap_up_s=2.0))
+    try:
+        sb = world.sb
+        await place(world, did_of("alpha"), digits="1", talk=3600.0)
+        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
+        [session] = list(sb.sessions.values())
+        assert (await sb.command({"agent_id": "agent0", "command": "escalate", "mode": "warm"}))[
+            "ok"
+        ]
+        await asyncio.sleep(0.3)
+        switch = world.switches[0]
+        first_agent_leg, second = session.agent_leg, session.second_leg
+        switch.hangup(switch.channels[second])
+        await wait_for(lambda: first_agent_leg not in switch.channels)
+        await wait_for(lambda: session.state == "agent" and session.agent_leg != first_agent_leg)
+        assert sb.stats["consult_lost"] == 1
+        await asyncio.sleep(0.3)
+        switch.hangup(switch.channels[session.call_id])
+        await world.settle()
+        [summary] = world.sink.calls.values()
+        kinds = [s.kind.value for s in a_leg(world, summary.call_id)]
+        assert kinds == ["ivr", "queue", "agent", "ivr", "queue", "agent"]
+        check_partition(world, summary.call_id)
+        check_escalation(world, summary.call_id)
     finally:
         await world.close()
