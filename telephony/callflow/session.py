@@ -1043,6 +1043,7 @@ class CallSession:
         self.summary.outcome, self.summary.cause = "escalated", "conference"
         self._engine_end_connected()
         self.sb.stats["escalations"] += 1
+        self.sb.progress(self)  # a successor bills what follows as handoff, from the CDRs
 
     async def _conference_leg_gone(self, uuid: str, ev: Event | None) -> None:
         """A leg left the room by hanging up (the caller's own hangup is :meth:`_close_room`)."""
@@ -1072,6 +1073,7 @@ class CallSession:
             # In handoff with no second line left the meter puts the caller back in ivr.
             self.meter.escalation_ended(at_ms, uuid, cause)
         self.second_end = None
+        self.sb.progress(self)
         if self.state == "conference" and self.agent_leg in self.sb.agent_legs:
             # The second line left: the caller and our agent back to a plain bridge.
             try:

@@ -98,6 +98,8 @@ async def test_conference_then_our_agent_leaves_and_the_caller_stays_with_the_se
         switch = world.switches[0]
         await wait_for(lambda: agent_leg not in switch.channels)
         assert members(world, session) == {session.call_id, second}
+        # Stored at once: a successor after a crash would bill the rest as handoff.
+        await wait_for(lambda: world.sink.progress[session.call_id].meter["state"] == "handoff")
         # Our agent is off the call (wrap-up), told so, and can no longer act on it.
         assert sb.engine.agent_state("agent0")[0] in ("wrap_up", "available")
         assert any(ev["kind"] == "ended" for ev in pushed)
