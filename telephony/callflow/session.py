@@ -768,6 +768,10 @@ class CallSession:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.5):  # the caller's hangup, or the partner's, may follow
                 await self.gone.wait()
+        if self.state == "conference" and not self.gone.is_set():
+            # The leg went while the agent moved everyone into the room.
+            await self._conference_leg_gone(uuid, ev)
+            return
         if self.gone.is_set() or self.state != "consult" or self.meter is None:
             return
         at_ms = self.t(event_ms(ev, self.now()))
