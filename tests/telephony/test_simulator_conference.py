@@ -143,3 +143,33 @@ async def test_a_member_run_from_park_returns_there_and_uuid_bridge_takes_it_out
     assert (
         await switch.api("conference", "nosuch kick all")
     ) == "-ERR Conference nosuch not found\n"
+
+
+async def test_maintenance_events_reach_an_esl_subscriber_of_the_subclass() -> None:
+    from sim_helpers import start_node
+
+    from telephony.esl import InboundClient
+
+    node = await start_node(speed=200.0, seed=3)
+    client = InboundClient("127.0.0.1", node.port, "ClueCon", command_timeout=5.0)
+    await client.connect()
+    try:
+        await client.subscribe("CUSTOM", "conference::maintenance")
+        reply = await client.api(
+            f"originate {{origination_uuid=m1}}loopback/ans/esltest &conference({ROOM}@default)"
+        )
+        assert reply == "+OK m1\n"
+        seen = []
+        while len(seen) < 2:
+            ev = await client.events.get(5)
+            assert ev.name == "CUSTOM" and ev.get("Event-Subclass") == "conference::maintenance"
+            seen.append((ev.get("Action"), ev.get("Conference-Name"), ev.get("Unique-ID")))
+        assert seen == [("conference-create", ROOM, None), ("add-member", ROOM, "m1")]
+        assert (await client.api("uuid_kill m1")) == "+OK\n"
+        actions = []
+        while len(actions) < 2:
+            actions.append((await client.events.get(5)).get("Action"))
+        assert actions == ["del-member", "conference-destroy"]
+    finally:
+        await client.disconnect()
+        await node.stop()
