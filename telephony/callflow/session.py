@@ -787,23 +787,32 @@ class CallSession:
             with contextlib.suppress(ValueError):
                 self.meter.escalation_ended(event_ms(end, self.now()), second, cause)
             self.second_end = None
-        if agent_up and not second_up:
-            # The second line hung up: the agent is back with the caller.
-            self.state = "agent"
-            await link.api(f"uuid_bridge {self.call_id} {self.agent_leg}")
-            if self.agent is not None:
-                self.sb.push(self.agent, self.card("connected"))
-            return
-        if second_up and not agent_up and second is not None:
-            # Our agent hung up while consulting: the caller goes to the second line.
-            self.meter.agent_left(at_ms)
-            self.state = "escalated"
-            self.summary.outcome, self.summary.cause = "escalated", "warm"
-            self._engine_end_connected()
-            self.sb.stats["escalations"] += 1
-            await link.api(f"uuid_bridge {self.call_id} {second}")
-            return
+        if agent_up != second_up:
+            # One of them is still up: the caller joins it (the agent back with the caller,
+            # or, when our agent hung up while consulting, the second line takes the caller).
+            other = self.agent_leg if agent_up else second
+            try:
+                await link.api(f"uuid_bridge {self.call_id} {other}")
+            except (ESLError, ConnectionLost, TimeoutError) as exc:
+                log.warning("call %s: bridge after the consultation failed: %r", self.call_id, exc)
+            else:
+                if agent_up:
+                    self.state = "agent"
+                    if self.agent is not None:
+                        self.sb.push(self.agent, self.card("connected"))
+                else:
+                    self.meter.agent_left(at_ms)
+                    self.state = "escalated"
+                    self.summary.outcome, self.summary.cause = "escalated", "warm"
+                    self._engine_end_connected()
+                    self.sb.stats["escalations"] += 1
+                return
+            if self.gone.is_set() or self.state != "consult":
+                return
         # Both gone (a bridged pair ends together): the caller goes back to the queue.
+        for leg in (self.agent_leg, second):
+            if leg is not None and self.sb.agent_legs.pop(leg, None) is not None:
+                await self._kill(leg, "NORMAL_CLEARING")  # a leg we could not bridge to
         self.meter.agent_unbridged(at_ms, "consult_ended")
         self.state = "ivr"
         self._engine_end()
