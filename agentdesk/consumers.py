@@ -75,6 +75,8 @@ CALL_COMMANDS = frozenset(
         "mask",
         "unmask",
         "record",
+        "conference",
+        "leave_conference",
     }
 )
 COMMANDS = CALL_COMMANDS | {"state", "wrap_up_done", "snapshot"}

@@ -29,6 +29,8 @@ interface CallInfo {
   recording?: boolean;
   transferred_by?: string | null;
   warm?: boolean;
+  consulting?: boolean;
+  conference?: boolean;
   [key: string]: unknown;
 }
 
@@ -298,8 +300,9 @@ class AgentConsole {
         this.call = {
           tenant_name: offered?.tenant_name,
           ...(event as CallInfo),
-          on_hold: false,
-          masked: false,
+          // A card pushed again (conference begun or ended) keeps the call's flags.
+          on_hold: Boolean(event.on_hold),
+          masked: Boolean(event.masked),
           recording: Boolean((event as CallInfo).recording),
         };
         if (event.tenant) void this.client(event.tenant);
@@ -547,7 +550,13 @@ class AgentConsole {
       const from = call.transferred_by ? this.agentName(call, call.transferred_by) : "";
       this.text("#ad-xfer-flag", from ? this.labels.transferred_by.replace("%(agent)s", from) : "");
       this.show("#ad-xfer-flag", Boolean(from));
-      this.show("#ad-complete", Boolean(call.warm));
+      // Consulting the second line: complete the transfer, or bring everyone together;
+      // in the conference: leave it to the caller and the second line.
+      const consulting = Boolean(call.consulting || call.warm) && !call.conference;
+      this.show("#ad-complete", consulting);
+      this.show("#ad-conference", consulting);
+      this.show("#ad-leave", Boolean(call.conference));
+      this.show("#ad-conference-flag", Boolean(call.conference));
       this.fillTransferTargets(call.tenant ? this.loadedInfo(call.tenant) : null);
     }
 

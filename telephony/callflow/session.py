@@ -53,6 +53,8 @@ CALLBACK_OFFER = Prompt(
 )
 SECOND_LINE_FAILED = Prompt(text="Our specialists are busy. Please hold for the next agent.")
 BUSY = Prompt(text="All our agents are busy. Please call again later.")
+#: mod_conference profile of the per-call rooms (freeswitch-conf/autoload_configs/conference.conf.xml).
+CONFERENCE_PROFILE = "ccp"
 
 
 #: Channel events a call's socket does not need (``nixevent`` after ``myevents``).
@@ -94,6 +96,8 @@ class CallSession:
     transferred_by: str | None = None
     #: How long a call transferred to a named agent waits for that agent before the queue.
     TRANSFER_WINDOW_S = 30.0
+    #: The call's conference room (``ccp-<call id>``) once :meth:`conference` put it in one.
+    conference_room: str | None = None
 
     def __init__(self, switchboard: Switchboard, call: OutboundCall) -> None:
         self.sb = switchboard
@@ -868,12 +872,84 @@ class CallSession:
 
     def leg_gone(self, uuid: str, ev: Event | None) -> None:
         """An agent or second-line leg of this call hung up."""
+        if self.conference_room is not None and self.state in ("conference", "escalated"):
+            if not self.gone.is_set() and uuid in (self.agent_leg, self.second_leg):
+                self.sb.spawn(self._conference_leg_gone(uuid, ev), name=f"room {self.call_id}")
+            return
         if uuid == self.second_leg and self.state == "escalated":
             return  # the caller's own hangup follows (or already came)
+        if self.state == "consult" and uuid in (self.agent_leg, self.second_leg):
+            if not self.gone.is_set():
+                self.sb.spawn(self._consult_leg_gone(uuid, ev), name=f"consult {self.call_id}")
+            return
         if uuid == self.agent_leg and self.state == "agent" and not self.gone.is_set():
             # The node's connection and the caller's socket race: when the caller hung up
             # (and the switch then cleared the agent), the caller's hangup is about to arrive.
             self.sb.spawn(self._agent_gone(ev), name=f"agent gone {self.call_id}")
+
+    async def _consult_leg_gone(self, uuid: str, ev: Event | None) -> None:
+        """The agent's or the second line's leg hung up while they consulted (the caller
+        parked with music). Never left there: back to the agent if the agent is still up, to
+        the second line if only it is, else back to the queue (the first line)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):  # the caller's hangup, or the partner's, may follow
+                await self.gone.wait()
+        if self.state == "conference" and not self.gone.is_set():
+            # The leg went while the agent moved everyone into the room.
+            await self._conference_leg_gone(uuid, ev)
+            return
+        if self.gone.is_set() or self.state != "consult" or self.meter is None:
+            return
+        at_ms = self.t(event_ms(ev, self.now()))
+        link = self.sb.link_for(self.node)
+        agent_up = self.agent_leg is not None and self.agent_leg in self.sb.agent_legs
+        second = self.second_leg
+        second_up = second is not None and second in self.sb.agent_legs
+        if second is not None and not second_up and second in self.meter.open_legs:
+            end = ev if uuid == second else None
+            if end is None and self.second_end is not None and self.second_end.done():
+                end = self.second_end.result()
+            cause = (end.get("Hangup-Cause") if end is not None else None) or "NORMAL_CLEARING"
+            with contextlib.suppress(ValueError):
+                self.meter.escalation_ended(event_ms(end, self.now()), second, cause)
+            self.second_end = None
+        if agent_up != second_up:
+            # One of them is still up: the caller joins it (the agent back with the caller,
+            # or, when our agent hung up while consulting, the second line takes the caller).
+            other = self.agent_leg if agent_up else second
+            try:
+                await link.api(f"uuid_bridge {self.call_id} {other}")
+            except (ESLError, ConnectionLost, TimeoutError) as exc:
+                log.warning("call %s: bridge after the consultation failed: %r", self.call_id, exc)
+            else:
+                if agent_up:
+                    self.state = "agent"
+                    if self.agent is not None:
+                        self.sb.push(self.agent, self.card("connected"))
+                else:
+                    self.meter.agent_left(at_ms)
+                    self.state = "escalated"
+                    self.summary.outcome, self.summary.cause = "escalated", "warm"
+                    self._engine_end_connected()
+                    self.sb.stats["escalations"] += 1
+                return
+            if self.gone.is_set() or self.state != "consult":
+                return
+        # Both gone (a bridged pair ends together): the caller goes back to the queue.
+        for leg in (self.agent_leg, second):
+            if leg is not None and self.sb.agent_legs.pop(leg, None) is not None:
+                await self._kill(leg, "NORMAL_CLEARING")  # a leg we could not bridge to
+        self.meter.agent_unbridged(at_ms, "consult_ended")
+        self.state = "ivr"
+        self._engine_end()
+        self.agent, self.agent_leg, self.second_leg = None, None, None
+        self.bridged = asyncio.Event()
+        self.in_engine = False
+        self.sb.stats["consult_lost"] += 1
+        with contextlib.suppress(CallerGone):
+            await self._break()
+            await self._play(SECOND_LINE_FAILED)
+            await self._queue(self.summary.queue)
 
     async def _agent_gone(self, ev: Event | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -1049,6 +1125,127 @@ class CallSession:
             self.second_end = None
         return True
 
+    async def conference(self) -> bool:
+        """From a consultation: the caller, our agent and the second line in one room.
+
+        The agent's leg and the second line are bridged: ``uuid_transfer -both`` moves both
+        into the room (both get CF_REDIRECT, so the broken bridge hangs neither up). The
+        caller is parked under our socket with music: ``uuid_break all`` stops it and
+        ``execute conference`` runs the room from that park, so a caller who leaves the room
+        is back with us, not hung up. The caller's time stays ``agent`` (our agent is on); the
+        second line's ``escalation`` segment goes on from its answer."""
+        if (
+            self.state != "consult"
+            or self.second_leg is None
+            or self.agent_leg is None
+            or self.meter is None
+        ):
+            return False
+        link = self.sb.link_for(self.node)
+        room = f"ccp-{self.call_id}"
+        target = f"{room}@{CONFERENCE_PROFILE}"
+        await link.api(f"uuid_transfer {self.agent_leg} -both conference:{target} inline")
+        self.conference_room = room
+        self.state = "conference"
+        if self.gone.is_set():
+            self._close_room()  # the caller hung up while the legs moved: clear the room
+            return True
+        self._moh_playing = False
+        await self._break()
+        with contextlib.suppress(ESLError, ConnectionLost):
+            await self.call.execute("conference", target)
+        self.sb.stats["conferences"] += 1
+        if self.agent is not None:
+            self.sb.push(self.agent, self.card("connected"))
+        return True
+
+    async def leave_conference(self) -> bool:
+        """Our agent leaves the room; the caller and the second line talk on (``handoff``)."""
+        if (
+            self.state != "conference"
+            or self.meter is None
+            or self.second_leg is None
+            or self.second_leg not in self.meter.open_legs
+        ):
+            return False
+        agent_leg = self.agent_leg
+        self._conference_agent_left(self.t(self.now_ms()))
+        if agent_leg is not None:
+            self.sb.agent_legs.pop(agent_leg, None)
+            await self._kill(agent_leg, "NORMAL_CLEARING")
+        return True
+
+    def _conference_agent_left(self, at_ms: int) -> None:
+        assert self.meter is not None
+        self.meter.agent_left(at_ms)
+        self.state = "escalated"
+        self.summary.outcome, self.summary.cause = "escalated", "conference"
+        self._engine_end_connected()
+        self.sb.stats["escalations"] += 1
+        self.sb.progress(self)  # a successor bills what follows as handoff, from the CDRs
+
+    async def _conference_leg_gone(self, uuid: str, ev: Event | None) -> None:
+        """A leg left the room by hanging up (the caller's own hangup is :meth:`_close_room`)."""
+        # The node's connection and the caller's socket race: if the caller hung up (and we
+        # cleared the room), the caller's hangup is about to arrive.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await self.gone.wait()
+        if self.gone.is_set() or self.meter is None:
+            return
+        at_ms = self.t(event_ms(ev, self.now()))
+        link = self.sb.link_for(self.node)
+        if uuid == self.agent_leg and self.state == "conference":
+            if self.second_leg in self.meter.open_legs:
+                # Our agent's phone hung up: the caller stays with the second line.
+                self._conference_agent_left(at_ms)
+                return
+            self.meter.agent_unbridged(at_ms, "agent_hangup")
+            self.state = "after_agent"
+            self._engine_end()
+            await self._leave_room_and(self._after_agent())
+            return
+        if uuid != self.second_leg:
+            return
+        cause = (ev.get("Hangup-Cause") if ev is not None else None) or "NORMAL_CLEARING"
+        with contextlib.suppress(ValueError):
+            # In handoff with no second line left the meter puts the caller back in ivr.
+            self.meter.escalation_ended(at_ms, uuid, cause)
+        self.second_end = None
+        self.sb.progress(self)
+        if self.state == "conference" and self.agent_leg in self.sb.agent_legs:
+            # The second line left: the caller and our agent back to a plain bridge.
+            try:
+                await link.api(f"uuid_bridge {self.call_id} {self.agent_leg}")
+            except (ESLError, ConnectionLost, TimeoutError) as exc:
+                log.warning("call %s: bridge back to the agent failed: %r", self.call_id, exc)
+                await self._leave_room_and(self._after_agent())
+                return
+            self.state = "agent"
+            self.conference_room = None
+            if self.agent is not None:
+                self.sb.push(self.agent, self.card("connected"))
+        elif self.state == "escalated":
+            # The second line ended the handoff: the caller is alone in the room.
+            self.state = "after_agent"
+            await self._leave_room_and(self._after_agent())
+
+    async def _leave_room_and(self, then: Any) -> None:
+        """Take the caller out of the room (back to our park), then run ``then``."""
+        room, self.conference_room = self.conference_room, None
+        if room is not None:
+            with contextlib.suppress(ESLError, ConnectionLost, TimeoutError, KeyError):
+                await self.sb.link_for(self.node).api(f"conference {room} kick all")
+        await then
+
+    def _close_room(self) -> None:
+        """The caller hung up while in a room: nobody is left behind in it."""
+        if self.conference_room is None:
+            return
+        for leg in (self.agent_leg, self.second_leg):
+            if leg is not None:
+                self.sb.spawn(self._kill(leg, "NORMAL_CLEARING"), name=f"close room {leg}")
+
     def _engine_end_connected(self) -> None:
         """The engine's part ends (agent to wrap-up) while the call goes on elsewhere."""
         if self.in_engine and self.sb.engine.call_state(self.engine_id) == "connected":
@@ -1076,6 +1273,7 @@ class CallSession:
             "consulting": self.state == "consult",
             "recording": bool(self.recording),
             "transferred_by": self.transferred_by,
+            "conference": self.state == "conference",
         }
 
     async def hold(self, on: bool) -> None:
@@ -1171,6 +1369,7 @@ class CallSession:
         self.hangup_ev = ev
         self.hangup_cause = (ev.get("Hangup-Cause") if ev is not None else None) or "LOST_CHANNEL"
         self.gone.set()
+        self._close_room()
 
     def channel_gone_unseen(self) -> None:
         """Reconciliation or a closed socket says the channel is gone."""
@@ -1213,7 +1412,7 @@ class CallSession:
             self.summary.outcome = self.summary.outcome or "abandoned"
             if self.meter is not None:
                 self.meter.leave_queue(self.t(end_ms), "abandon")
-        elif self.state in ("agent", "after_agent", "consult"):
+        elif self.state in ("agent", "after_agent", "consult", "conference"):
             self.summary.outcome = self.summary.outcome or "answered"
         elif self.state == "escalated":
             self.summary.outcome = self.summary.outcome or "escalated"

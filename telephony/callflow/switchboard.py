@@ -755,7 +755,9 @@ class Switchboard:
         return {
             "state": state,
             "reason": reason,
-            "call": session.card("connected" if session.state in ("agent", "consult") else "offer")
+            "call": session.card(
+                "connected" if session.state in ("agent", "consult", "conference") else "offer"
+            )
             if session
             else None,
             "seq": self._agent_seq[agent_id],
@@ -795,6 +797,10 @@ class Switchboard:
         session = self._agent_session(agent_id, msg.get("call_id"))
         if session is None:
             return {"ok": False, "message": "you are not on that call"}
+        if session.state == "conference" and command not in (
+            "leave_conference", "hangup", "mask", "unmask"
+        ):  # fmt: skip
+            return {"ok": False, "message": "not possible in a conference: leave it first"}
         try:
             if command in ("hold", "unhold"):
                 await session.hold(command == "hold")
@@ -825,6 +831,18 @@ class Switchboard:
             elif command == "cancel_consult":
                 if not await session.cancel_consult():
                     return {"ok": False, "message": "there is no consultation to cancel"}
+            elif command == "conference":
+                if not await session.conference():
+                    return {
+                        "ok": False,
+                        "message": "a conference needs a consultation with the second line first",
+                    }
+            elif command == "leave_conference":
+                if not await session.leave_conference():
+                    return {
+                        "ok": False,
+                        "message": "you are not in a conference with the second line",
+                    }
             elif command == "transfer":
                 if msg.get("to_agent"):
                     problem = await session.transfer_to_agent(str(msg["to_agent"]))
@@ -845,7 +863,7 @@ class Switchboard:
         if (
             session is None
             or session.agent != agent_id
-            or session.state not in ("agent", "consult")
+            or session.state not in ("agent", "consult", "conference")
         ):
             return None
         if call_id and call_id != session.call_id:

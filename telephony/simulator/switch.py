@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .clock import VirtualClock
+from .conference import ConferenceMixin, Room
 from .model import (
     CALL_STATES,
     CALLING,
@@ -210,7 +211,7 @@ def parse_var_block(text: str) -> tuple[dict[str, str], str] | None:
     return variables, rest
 
 
-class Switch:
+class Switch(ConferenceMixin):
     """One simulated FreeSWITCH node."""
 
     def __init__(
@@ -272,6 +273,9 @@ class Switch:
         #: Channels whose outbound socket went away after ``resume`` while not bridged: their
         #: dialplan went on to its next application (the standby's socket).
         self.continued: set[str] = set()
+        #: mod_conference rooms by name, and the node's member id counter (see conference.py).
+        self.conferences: dict[str, Room] = {}
+        self.conference_ids = 0
 
     # ------------------------------------------------------------------ basics
     def new_uuid(self) -> str:
@@ -1604,17 +1608,37 @@ class Switch:
         if ch is None:
             return "-ERR No such channel!\n"
         rest = words[1:]
+        both: Channel | None = None
         if rest[0] in ("-bleg", "-both"):
             flag = rest.pop(0)
             if flag == "-bleg" and ch.bridged_to is not None and ch.bridged_to.alive:
                 # -bleg means the bridge partner; without one FreeSWITCH
                 # transfers the channel itself (capture 03, CALL_REJECTED).
                 ch = ch.bridged_to
+            elif flag == "-both" and ch.bridged_to is not None and ch.bridged_to.alive:
+                # Both legs get CF_REDIRECT (the broken bridge hangs neither up) and
+                # the partner is transferred first (mod_commands transfer_function).
+                both = ch.bridged_to
+        if not rest:
+            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
         dest = rest[0]
         inline = len(rest) > 1 and rest[1] == "inline"
         context = rest[2] if len(rest) > 2 else "default"
-        self.transfer(ch, f"'{dest}'" if inline else dest, context)
+        target = f"'{dest}'" if inline else dest
+        if both is not None:
+            self._break_bridge_redirect(ch, both)
+            self.transfer(both, target, context)
+        self.transfer(ch, target, context)
         return "+OK\n"
+
+    def _break_bridge_redirect(self, a: Channel, b: Channel) -> None:
+        """End the bridge of ``a`` and ``b`` for a redirect: CHANNEL_UNBRIDGE, nobody hung up."""
+        for x in (a, b):
+            for entry in [e for e in self.rt(x).unwind if e.label == "unbridge"]:
+                self.pop_unwind(x, entry)
+        for x, y in ((a, b), (b, a)):
+            if x.bridged_to is y:
+                x.bridged_to = None
 
     def api_uuid_park(self, arg: str) -> str:
         """``uuid_park <uuid>``: break whatever the channel does (a bridge too) and park it."""

@@ -507,3 +507,46 @@ async def test_the_relay_works_over_the_real_layers(committed, settings, backend
                 await channels_postgres.db.connection_pool.close()
                 channels_postgres.db.connection_pool = None
         channel_layers.backends.clear()
+
+
+async def test_conference_and_leave_are_relayed_for_the_agents_own_call(switchboard) -> None:  # type: ignore[no-untyped-def]
+    refusals = {"leave_conference": "you are not in a conference with the second line"}
+    switchboard.answer = lambda m: (
+        {"ok": False, "message": refusals[m["command"]]}
+        if m["command"] in refusals
+        else {"ok": True, "message": ""}
+    )
+    olha, petro = await _agent(), await _agent("petro@provider.test")
+    await olha.send_json_to({"command": "conference", "call_id": "call-1"})
+    assert (await olha.receive_json_from(timeout=5))["message"] == "not your call"
+    await _push("olha", {**OFFER, "kind": "connected", "contact": None, "consulting": True})
+    await olha.receive_json_from(timeout=5)
+    await petro.send_json_to({"command": "conference", "call_id": "call-1"})
+    assert (await petro.receive_json_from(timeout=5))["message"] == "not your call"
+    # A refusal (not in a conference yet) reaches the browser as the switchboard said it.
+    await olha.send_json_to({"command": "leave_conference", "call_id": "call-1", "id": 1})
+    assert await olha.receive_json_from(timeout=5) == {
+        "type": "reply",
+        "id": 1,
+        "command": "leave_conference",
+        "ok": False,
+        "message": "you are not in a conference with the second line",
+    }
+    await olha.send_json_to({"command": "conference", "call_id": "call-1", "mode": "x", "id": 2})
+    reply = await olha.receive_json_from(timeout=5)
+    assert (reply["command"], reply["ok"]) == ("conference", True)
+    # The card pushed again says the call is a conference now.
+    await _push("olha", {**OFFER, "kind": "connected", "contact": None, "conference": True})
+    event = (await olha.receive_json_from(timeout=5))["event"]
+    assert event["conference"] is True and event["call_id"] == "call-1"
+    await olha.send_json_to({"command": "leave_conference", "call_id": "call-1"})
+    await olha.receive_json_from(timeout=5)
+    assert [
+        {k: v for k, v in m.items() if k not in ("type", "request_id")} for m in switchboard.seen
+    ] == [
+        {"agent_id": "olha", "command": "leave_conference", "call_id": "call-1"},
+        {"agent_id": "olha", "command": "conference", "call_id": "call-1"},
+        {"agent_id": "olha", "command": "leave_conference", "call_id": "call-1"},
+    ]
+    await olha.disconnect()
+    await petro.disconnect()

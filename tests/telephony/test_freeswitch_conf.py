@@ -197,3 +197,17 @@ def test_modules_the_platform_needs_are_loaded():  # type: ignore[no-untyped-def
         "mod_commands",
         "mod_sndfile",
     } <= loaded
+
+
+def test_the_conference_profile_the_switchboard_joins_exists():  # type: ignore[no-untyped-def]
+    from telephony.callflow.session import CONFERENCE_PROFILE
+
+    loaded = {m.get("module") for m in parse("autoload_configs/modules.conf.xml").iter("load")}
+    assert "mod_conference" in loaded
+    profiles = {
+        p.get("name"): params(p)
+        for p in parse("autoload_configs/conference.conf.xml").iter("profile")
+    }
+    assert CONFERENCE_PROFILE in profiles
+    # A digit pressed by the caller must not mute or kick the agent or the second line.
+    assert profiles[CONFERENCE_PROFILE]["caller-controls"] == "none"
