@@ -99,6 +99,9 @@ NODE_EVENTS = (
     "HEARTBEAT",
 )
 
+#: Commands the recording API may send without an agent (supervisors, clients' systems).
+RECORDING_COMMANDS = frozenset({"mask", "unmask", "record"})
+
 #: originate failures that mean "the agent did not pick up" vs "the agent refused".
 NO_ANSWER_CAUSES = frozenset(
     {
@@ -767,6 +770,10 @@ class Switchboard:
         """A command from an agent's console or the API; returns ``{"ok", "message", ...}``."""
         agent_id = str(msg.get("agent_id") or "")
         command = str(msg.get("command") or "")
+        if not agent_id and command in RECORDING_COMMANDS:
+            # The recording API on behalf of a supervisor or a client's system (the web side
+            # checked who may act on which client's calls): any live call, by its id.
+            return await self._recording_command(command, str(msg.get("call_id") or ""))
         if agent_id not in self.directory.agents:
             return {"ok": False, "message": f"unknown agent {agent_id!r}"}
         at = self.now()
@@ -857,6 +864,26 @@ class Switchboard:
             return {"ok": False, "message": f"the switch refused: {exc}"}
         return {"ok": True, "message": ""}
 
+    async def _recording_command(self, command: str, call_id: str) -> dict[str, Any]:
+        session = self.sessions.get(call_id)
+        if session is None or session.call_id != call_id or session.state in ("new", "ended"):
+            return {"ok": False, "message": "that call is not in progress here"}
+        try:
+            if command == "record":
+                problem = await session.record_on_demand()
+                if problem is not None:
+                    return {"ok": False, "message": problem}
+                if session.agent:
+                    self.push(session.agent, {"kind": "recording", "call_id": call_id, "on": True})
+            elif not await session.set_masked(command == "mask"):
+                return {"ok": False, "message": "this call is not being recorded"}
+            elif session.agent:
+                # The agent's console shows the state the API set.
+                self.push(session.agent, {**session.card("connected"), "kind": "connected"})
+        except (ESLError, ConnectionLost, TimeoutError) as exc:
+            return {"ok": False, "message": f"the switch refused: {exc}"}
+        return {"ok": True, "message": ""}
+
     def _agent_session(self, agent_id: str, call_id: Any) -> Any:
         engine_call = self.engine.agent_call(agent_id)
         session = self.sessions.get(engine_call) if engine_call else None
@@ -901,7 +928,16 @@ class Switchboard:
                 *(getvar(u, "ccp_role") for u in candidates), return_exceptions=True
             )
             legs = [(u, r) for u, r in zip(candidates, roles, strict=True) if isinstance(r, str)]
-            orphans = [u for u, r in legs if r in ("agent", "escalation") and u not in bridged]
+            unbridged = [u for u, r in legs if r in ("agent", "escalation") and u not in bridged]
+            # A leg in a conference room (three-way escalation) is in a call, not bridged.
+            rooms = await asyncio.gather(
+                *(getvar(u, "conference_name") for u in unbridged), return_exceptions=True
+            )
+            orphans = [
+                u
+                for u, room in zip(unbridged, rooms, strict=True)
+                if not (isinstance(room, str) and room and room != "_undef_")
+            ]
             # Rung or parked for a caller the dead switchboard was handling: nobody would ever
             # bridge these legs.
             self.stats["orphan_legs_killed"] += len(orphans)

@@ -282,3 +282,40 @@ async def test_record_is_refused_with_the_reason_on_other_policies(
         await hang_up_caller(world, session)
     finally:
         await world.close()
+
+
+async def test_the_recording_api_acts_on_a_live_call_without_an_agent() -> None:
+    """A supervisor or the client's payment system masks through the API: no agent id, the
+    call by its id; the agent's console is told. Unknown or finished calls are refused."""
+    world = await start_world(with_recording(make_directory(agents=1), alpha="on_demand"), agents=1)
+    pushed: list[tuple[str, dict]] = []
+    world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
+    try:
+        sb = world.sb
+        await place(world, did_of("alpha"), digits="1", talk=3600.0)
+        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
+        session = session_of(world)
+        channel = world.switches[0].channels[session.call_id]
+        api = {"agent_id": None, "call_id": session.call_id}
+        assert await sb.command({**api, "command": "mask"}) == {
+            "ok": False,
+            "message": "this call is not being recorded",
+        }
+        assert (await sb.command({**api, "command": "record"}))["ok"] is True
+        assert channel.recording and ("agent0", "recording") in [(a, e["kind"]) for a, e in pushed]
+        assert (await sb.command({**api, "command": "mask"}))["ok"] is True
+        assert channel.variables["record_masked"] == "true"
+        assert pushed[-1][0] == "agent0" and pushed[-1][1]["masked"] is True
+        assert (await sb.command({**api, "command": "unmask"}))["ok"] is True
+        assert channel.variables["record_masked"] == "false"
+        # Only recording commands go without an agent.
+        assert (await sb.command({**api, "command": "hangup"}))["ok"] is False
+        assert channel.alive
+        assert await sb.command({"call_id": "no-such-call", "command": "mask"}) == {
+            "ok": False,
+            "message": "that call is not in progress here",
+        }
+        await hang_up_caller(world, session)
+        assert (await sb.command({**api, "command": "unmask"}))["ok"] is False
+    finally:
+        await world.close()
