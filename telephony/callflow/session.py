@@ -19,6 +19,7 @@ import hashlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,13 @@ UNUSED_EVENTS = (
     "RECORD_STOP", "MEDIA_BUG_START", "MEDIA_BUG_STOP", "CHANNEL_HOLD", "CHANNEL_UNHOLD",
     "CALL_UPDATE", "TALK", "NOTALK",
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ExitKey:
+    """The caller pressed the queue's exit key (the tenant's ``voicemail_digit``)."""
+
+    digit: str
 
 
 class CallerGone(Exception):
@@ -153,6 +161,7 @@ class CallSession:
         self.held = False
         self.masked = False
         self.queued_at = 0.0
+        self._dtmf = False
         self.unbridge_ev: Event | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -665,6 +674,13 @@ class CallSession:
             entered = self.answered_ms if before_answer and self.answered_ms else self.now_ms()
             self.meter.enter_queue(self.t(entered), queue_id)
         self.sb.progress(self)
+        plan = self.plan
+        if plan is not None and plan.voicemail_digit and not self._dtmf:
+            # The queue's exit key: its DTMF events from now on (nixed at the start: the IVR
+            # reads its digits from play_and_get_digits).
+            self._dtmf = True
+            with contextlib.suppress(ESLError, ConnectionLost):
+                await self.call.subscribe("DTMF")
         await self._moh()
         while self.state == "queue":
             getter = asyncio.ensure_future(self.decisions.get())
@@ -741,6 +757,17 @@ class CallSession:
             if not ok and not self.gone.is_set():
                 await self._play(SECOND_LINE_FAILED)
                 await self._queue(self.summary.queue)
+        elif isinstance(d, ExitKey):
+            if self.state != "queue" or self.bridged.is_set():
+                return
+            # The caller would rather leave a message: out of the engine (an agent being rung
+            # is cancelled), the queue time ends, the voicemail prompt.
+            self._engine_end()
+            self._leave_queue("voicemail")
+            self.cancel_all_offers()
+            self.sb.stats["queue_exit_key"] += 1
+            await self._break()
+            await self._voicemail()
         elif isinstance(d, Reject):
             self._leave_queue("rejected")
             self.summary.outcome, self.summary.cause = "failed", f"rejected:{d.reason}"
@@ -781,6 +808,10 @@ class CallSession:
         if leg is not None:
             self.sb.agent_legs.pop(leg, None)
             self.sb.spawn(self._kill(leg, "ORIGINATOR_CANCEL"))
+
+    def cancel_all_offers(self) -> None:
+        for agent_id in list(self.pending):
+            self.cancel_offer(agent_id, "caller_left")
 
     def decision(self, d: Decision) -> None:
         self.decisions.put_nowait(d)
@@ -1358,6 +1389,16 @@ class CallSession:
                     self.sb.push(self.agent or "", self.card("connected"))
             elif name == "CHANNEL_UNBRIDGE":
                 self.unbridge_ev = ev
+            elif name == "DTMF":
+                digit = ev.get("DTMF-Digit") or ""
+                plan = self.plan
+                if (
+                    self.state == "queue"
+                    and plan is not None
+                    and plan.voicemail_digit
+                    and digit == plan.voicemail_digit
+                ):
+                    self.decisions.put_nowait(ExitKey(digit))  # type: ignore[arg-type]
             elif name in ("CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
                 self._on_hangup(ev)
         # The socket closed: whatever we did not see, the channel is gone.

@@ -201,3 +201,42 @@ async def test_over_the_overflow_cap_the_rule_can_offer_a_callback_instead_of_bu
         )
     finally:
         await world.close()
+
+
+async def wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_the_queue_exit_key_takes_the_caller_to_voicemail() -> None:
+    """Press 9 while waiting (the tenant's exit key): out of the queue, to voicemail; other
+    digits change nothing. Segments: ivr, queue, ivr (the message), = the CDR's answered time."""
+    directory = make_directory(agents=1)
+    directory.tenants["alpha"] = replace(directory.tenants["alpha"], voicemail_digit="9")
+    world = await start(directory, agents=1)
+    try:
+        sb = world.sb
+        switch = world.switches[0]
+        call(world, did_of("alpha"), ["1"], number="+380501110001", talk=3600.0)
+        await wait(lambda: any(s.state == "agent" for s in sb.sessions.values()))
+        waiting = call(world, did_of("alpha"), ["1"], number="+380501110002")
+        await wait(lambda: sb.engine.waiting("alpha-general") == 1)
+        channel = switch.channels[waiting.uuid]
+        switch.receive_dtmf(channel, "5")  # not the exit key
+        await asyncio.sleep(0.2)
+        assert sb.engine.waiting("alpha-general") == 1 and channel.alive
+        switch.receive_dtmf(channel, "9")
+        await wait(lambda: waiting.uuid in world.sink.calls)
+        summary = world.sink.calls[waiting.uuid]
+        assert (summary.outcome, summary.cause) == ("ivr", "voicemail")
+        assert sb.engine.waiting("alpha-general") == 0
+        assert sb.stats["queue_exit_key"] == 1
+        kinds = [s.kind.value for s in world.sink.segments[waiting.uuid]]
+        assert kinds == ["ivr", "queue", "ivr"]
+        await wait(lambda: waiting.uuid in world.app_logs)
+        played = [arg for app, arg, _t in world.app_logs[waiting.uuid] if app == "playback"]
+        assert "tone_stream://%(500,0,800)" in played  # the beep before the message
+        check_partition(world, waiting.uuid)
+    finally:
+        await world.close()
