@@ -49,6 +49,7 @@ from telephony.models import (
     CallPolicy,
     Number,
 )
+from tenants.actions import site_url
 from tenants.models import Client, Role
 
 log = logging.getLogger("telephony.switchboard_db")
@@ -128,6 +129,7 @@ def _plan(
         entry_menu=entry,
         menus=menus,
         language=client.language,
+        portal_url=site_url(client),
         **base,  # type: ignore[arg-type]
     )
 

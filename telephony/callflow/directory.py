@@ -176,6 +176,12 @@ class TenantCallPlan:
     callback_digit: str = "1"
     voicemail_digit: str = ""  # exit key while queued ("" = none)
     language: str = "en"
+    #: The client's portal (``https://calls.client.example``): the second line gets a link to
+    #: the call's record there (``/call-history/<call id>/``).
+    portal_url: str = ""
+
+    def call_link(self, call_id: str) -> str:
+        return f"{self.portal_url.rstrip('/')}/call-history/{call_id}/" if self.portal_url else ""
 
     def __post_init__(self) -> None:
         if self.recording not in RECORDING_POLICIES:

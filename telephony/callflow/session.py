@@ -1025,6 +1025,9 @@ class CallSession:
             "sip_h_X-CCP-Reason": reason.replace(",", " ")[:60],
             "origination_caller_id_number": self.caller or "anonymous",
         }
+        if plan.portal_url:
+            # The call's record in the client's portal (who called, IVR path, agent's notes).
+            variables["sip_h_X-CCP-Link"] = plan.call_link(self.call_id)
         for key, value in list(context.items())[:5]:
             variables[f"sip_h_X-CCP-{key.title()}"] = value.replace(",", " ")[:60]
         dial = (
@@ -1096,6 +1099,8 @@ class CallSession:
             "sip_h_X-CCP-Agent": self.agent or "",
             "origination_caller_id_number": self.caller or "anonymous",
         }
+        if plan.portal_url:
+            variables["sip_h_X-CCP-Link"] = plan.call_link(self.call_id)
         dial = "{" + ",".join(f"{k}={v}" for k, v in variables.items()) + "}" + dest + " &park()"
         try:
             await link.originate(dial, timeout=40)

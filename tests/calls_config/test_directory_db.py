@@ -252,3 +252,15 @@ def test_an_agent_whose_account_or_role_goes_leaves_the_directory(calls, cast): 
     Membership.objects.filter(user=a2.user).delete()
     assert config_version() != after
     assert "a2" not in load_directory().agents
+
+
+def test_each_plan_links_to_its_clients_portal(calls, cast, settings):  # type: ignore[no-untyped-def]
+    """The second line gets a link to the call's record on the client's own portal domain."""
+    from tenants.actions import site_url
+
+    directory = load_directory()
+    for schema, client in (("alpha", cast.a), ("beta", cast.b)):
+        plan = directory.tenants[schema]
+        assert plan.portal_url == site_url(client)
+        assert client.primary_domain.domain in plan.portal_url
+        assert plan.call_link("c-1") == f"{plan.portal_url}/call-history/c-1/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from switchboard_world import did_of, make_directory, start_world
@@ -106,7 +107,11 @@ async def test_transfer_to_another_queue_meters_a_second_queue_and_agent_span() 
 
 
 async def test_agent_escalates_cold_to_the_second_line() -> None:
-    world = await start_world(make_directory(agents=1))
+    directory = make_directory(agents=1)
+    directory.tenants["alpha"] = replace(
+        directory.tenants["alpha"], portal_url="https://calls.alpha.example"
+    )
+    world = await start_world(directory)
     try:
         sb = world.sb
         await place(world, did_of("alpha"), digits="1", talk=3600.0)
@@ -114,6 +119,15 @@ async def test_agent_escalates_cold_to_the_second_line() -> None:
         [session] = list(sb.sessions.values())
         assert (await sb.command({"agent_id": "agent0", "command": "escalate"}))["ok"] is True
         assert session.state == "escalated"
+        # The second line gets the context: who escalated why, and the call's record.
+        second = world.switches[0].channels[session.second_leg].variables
+        assert second["sip_h_X-CCP-Call"] == session.call_id
+        assert second["sip_h_X-CCP-Agent"] == "agent0"
+        assert second["sip_h_X-CCP-Reason"] == "agent"
+        assert (
+            second["sip_h_X-CCP-Link"]
+            == f"https://calls.alpha.example/call-history/{session.call_id}/"
+        )
         await wait_for(lambda: sb.engine.agent_state("agent0")[0] in ("wrap_up", "available"))
         world.switches[0].hangup(world.switches[0].channels[session.call_id])
         await world.settle()
