@@ -429,6 +429,23 @@ class Engine:
         c = self._calls.get(call_id)
         return sorted(c.offers) if c is not None else []
 
+    def position(self, call_id: str) -> int | None:
+        """A waiting call's place in its queue (1 = next), by the queue's order (priority, then
+        arrival); None if the call is not waiting in a queue's line (or held for one agent).
+        Read-only: what the caller is told, never what routing decides (skills may still pick
+        a later caller for an agent who can serve only that one)."""
+        c = self._calls.get(call_id)
+        if c is None or c.state != WAITING or c.sticky_agent is not None:
+            return None
+        qid = c.queue_id
+        mine = (c.key, c.seq)
+        ahead = sum(
+            1
+            for e in self._call_heap.get(qid, ())
+            if (e[0], e[1]) < mine and self._call_entry_valid(e, qid)
+        )
+        return ahead + 1
+
     def waiting(self, queue_id: str) -> int:
         """Calls queued in ``queue_id`` (including those held for a sticky agent)."""
         return sum(1 for c in self._calls.values() if c.queue_id == queue_id and c.state == WAITING)

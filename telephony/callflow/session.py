@@ -713,6 +713,9 @@ class CallSession:
             await self._break()
             await self._guard(self.call.execute("set", f"ccp_announced_wait_sec={int(d.seconds)}"))
             text = f"Your estimated wait is {seconds_phrase(d.seconds)}."
+            position = self.sb.engine.position(self.engine_id)
+            if position is not None:
+                text = f"You are number {position} in the queue. {text}"
             if d.reason == "delay":
                 text = f"We are sorry for the delay. {text}"
             await self._guard(self.call.execute("playback", playable(Prompt(text=text))))

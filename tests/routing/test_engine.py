@@ -260,6 +260,23 @@ def test_priority_callers_get_a_90_second_head_start() -> None:
     assert offers(e.handle(CallEnded(211, "vip"))) == [("regular", "a")]
 
 
+def test_a_waiting_callers_position_follows_the_queue_order() -> None:
+    e = make_engine([queue(wrap_up_s=0)], [agent("a")])
+    arrive(e, 0, "busy")
+    e.handle(OfferAnswered(0, "busy", "a"))
+    assert e.position("busy") is None  # talking, not waiting
+    arrive(e, 10, "regular")
+    arrive(e, 20, "second")
+    assert [e.position(c) for c in ("regular", "second")] == [1, 2]
+    arrive(e, 60, "vip", priority=1)  # as if it arrived at -30: first in line
+    assert [e.position(c) for c in ("vip", "regular", "second")] == [1, 2, 3]
+    e.handle(CallAbandoned(70, "regular"))
+    assert [e.position(c) for c in ("vip", "second")] == [1, 2]
+    assert e.position("regular") is None and e.position("nobody") is None
+    e.handle(CallEnded(80, "busy"))  # offered to the vip: no longer in the line
+    assert e.position("vip") is None and e.position("second") == 1
+
+
 def test_skill_relaxation_after_30_and_60_seconds() -> None:
     q = queue(skills=(("cards", 4),), relaxation=((30, 2), (60, 0)))
     e = make_engine([q], [agent("l1", cards=1), agent("l2", cards=2)])

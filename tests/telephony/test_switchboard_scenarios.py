@@ -240,3 +240,28 @@ async def test_the_queue_exit_key_takes_the_caller_to_voicemail() -> None:
         check_partition(world, waiting.uuid)
     finally:
         await world.close()
+
+
+async def test_waiting_callers_hear_their_place_and_the_estimated_wait() -> None:
+    directory = make_directory(agents=1)
+    world = await start(directory, agents=1)
+    try:
+        sb = world.sb
+        switch = world.switches[0]
+        call(world, did_of("alpha"), ["1"], number="+380501110001", talk=3600.0)
+        await wait(lambda: any(s.state == "agent" for s in sb.sessions.values()))
+        first = call(world, did_of("alpha"), ["1"], number="+380501110002")
+        await wait(lambda: sb.engine.waiting("alpha-general") == 1)
+        second = call(world, did_of("alpha"), ["1"], number="+380501110003")
+        await wait(lambda: sb.engine.waiting("alpha-general") == 2)
+
+        def told(outcome) -> list[str]:  # type: ignore[no-untyped-def]
+            ch = switch.channels.get(outcome.uuid)
+            logs = ch.app_log if ch is not None else []
+            return [arg for app, arg, _t in logs if app == "playback" and "in the queue" in arg]
+
+        await wait(lambda: told(first) and told(second), timeout=20.0)
+        assert told(first)[0].startswith("say:You are number 1 in the queue. Your estimated wait")
+        assert told(second)[0].startswith("say:You are number 2 in the queue. Your estimated wait")
+    finally:
+        await world.close()
