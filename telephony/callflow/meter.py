@@ -761,8 +761,10 @@ def reconcile(
             continue
         end = cdr.answered_end_ms
         assert end is not None and cdr.answer_ms is not None
-        if leg == a_leg_uuid and end - cdr.answer_ms <= tolerance_ms:
-            continue  # answered and hung up at once: nothing to meter
+        if end - cdr.answer_ms <= tolerance_ms:
+            # Answered and hung up at once (any leg): nothing to meter, within the tolerance
+            # every edge is snapped with (a zero-length span leaves no segment).
+            continue
         flags.append((leg, "cdr_without_segments"))
         messages.append(
             f"leg {leg}: its CDR shows {(end - cdr.answer_ms) / 1000:.3f} s answered, "
