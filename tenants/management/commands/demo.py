@@ -108,7 +108,9 @@ class Command(BaseCommand):
         ]
         sim = [sys.executable, "-m", "telephony.simulator", "--esl-port", esl, "--outbound",
                f"127.0.0.1:{outbound}", "--agents", "1001-1010", "--calls-per-hour",
-               str(calls_per_hour), "--duration", "86400", "--seed", str(int(time.time()) % 100000),  # fresh UUIDs each run "--hostname", "sim1",
+               str(calls_per_hour), "--duration", "86400",
+               "--seed", str(int(time.time()) % 100000),  # fresh UUIDs each run
+               "--hostname", "sim1",
                "--cdr-url", f"http://sim1:{secret}@127.0.0.1:{port}/telephony/cdr/",
                "--cdr-err-dir", "var/sim-cdr-errors"]  # fmt: skip
         for did in dids:
