@@ -283,16 +283,28 @@ class CallSession:
                 async with asyncio.timeout(5):
                     await self.gone.wait()
         finally:
-            if self.second_end is not None and not self.second_end.done():
-                # The second line usually hangs up with the caller: wait for its CDR time.
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    async with asyncio.timeout(5):
-                        await asyncio.shield(self.second_end)
-            self._finish()
-            if self._pump is not None:
-                self._pump.cancel()
-            with contextlib.suppress(ESLError, ConnectionLost):
-                await call.exit()
+            if self.sb.stopping and not self.gone.is_set():
+                # This switchboard is shutting down with the caller still up: the socket's end
+                # resumes the call into the standby (or, bridged, the switch keeps it), which
+                # carries it on from the progress stored at its last transition. Recording an
+                # end here would be false (and would close the meter the standby needs).
+                self.sb.stats["calls_left_to_successor"] += 1
+                if self._pump is not None:
+                    self._pump.cancel()
+            else:
+                await self._close(call)
+
+    async def _close(self, call: OutboundCall) -> None:
+        if self.second_end is not None and not self.second_end.done():
+            # The second line usually hangs up with the caller: wait for its CDR time.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(5):
+                    await asyncio.shield(self.second_end)
+        self._finish()
+        if self._pump is not None:
+            self._pump.cancel()
+        with contextlib.suppress(ESLError, ConnectionLost):
+            await call.exit()
 
     async def _flow(self) -> None:
         sb = self.sb

@@ -418,6 +418,7 @@ class Switchboard:
         self.restored_calls: set[str] = set()
         self.restored_from: float | None = None
         self._active = asyncio.Event()
+        self.stopping = False
 
     # ---------------------------------------------------------------- lifecycle
     async def listen(self) -> None:
@@ -539,6 +540,8 @@ class Switchboard:
             await link.client.wait_connected(timeout)
 
     async def stop(self) -> None:
+        """Shut down. Calls still up are left to a successor (see ``CallSession.run``)."""
+        self.stopping = True
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
