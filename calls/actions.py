@@ -25,6 +25,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_tenants.utils import schema_context
 
 from billing import actions as billing_actions
@@ -585,16 +586,19 @@ def do_resolve_flag(
 
     note = (note or "").strip()
     if not note:
-        raise AttentionError("Say how the flag was resolved (the note is required).")
+        raise AttentionError(_("Say how the flag was resolved (the note is required)."))
     if len(note) > RESOLUTION_NOTE_MAX:
-        raise AttentionError(f"The note is too long (at most {RESOLUTION_NOTE_MAX} characters).")
+        raise AttentionError(
+            _("The note is too long (at most %(n)s characters).") % {"n": RESOLUTION_NOTE_MAX}
+        )
     with schema_context(tenant.schema_name), transaction.atomic():
         flag = CdrFlag.objects.select_for_update().filter(pk=flag_id).first()
         if flag is None:
             raise CdrFlag.DoesNotExist
         if flag.resolved_at is not None:
             raise AttentionError(
-                f"This flag was already resolved by {flag.resolved_by_email or 'someone'}."
+                _("This flag was already resolved by %(who)s.")
+                % {"who": flag.resolved_by_email or _("someone")}
             )
         flag.resolved_at = timezone.now()
         flag.resolved_by_id = actor.pk
@@ -659,10 +663,13 @@ def do_request_reconcile(
                     raise Call.DoesNotExist
                 if call.rated:
                     raise AttentionError(
-                        f"Call {call.call_id} is already rated; its billed segments are final."
+                        _("Call %(call)s is already rated; its billed segments are final.")
+                        % {"call": call.call_id}
                     )
                 if call.ended_ms is None:
-                    raise AttentionError(f"Call {call.call_id} has not ended yet.")
+                    raise AttentionError(
+                        _("Call %(call)s has not ended yet.") % {"call": call.call_id}
+                    )
                 previous = call.reconcile_status
                 if previous == Call.Reconcile.MISMATCH:
                     call.reconcile_status = Call.Reconcile.WAITING

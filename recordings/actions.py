@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_tenants.utils import schema_context
 
 from recordings.models import Recording
@@ -502,7 +503,7 @@ def do_grant_clearance(
     from tenants.models import Role
 
     if not supervisor.is_active or provider_role(supervisor) != Role.SUPERVISOR:
-        raise ClearanceError(f"{supervisor.email} is not a provider supervisor.")
+        raise ClearanceError(_("%(who)s is not a provider supervisor.") % {"who": supervisor.email})
     try:
         with schema_context(tenant.schema_name), transaction.atomic():
             grant = RecordingClearance.objects.create(
@@ -529,8 +530,14 @@ def do_grant_clearance(
                     },
                 )
     except IntegrityError:
-        scope = f"queue {queue_id}" if queue_id else "all queues"
-        raise ClearanceError(f"{supervisor.email} is already cleared for {scope}.") from None
+        if queue_id:
+            message = _("%(who)s is already cleared for queue %(queue)s.") % {
+                "who": supervisor.email,
+                "queue": queue_id,
+            }
+        else:
+            message = _("%(who)s is already cleared for all queues.") % {"who": supervisor.email}
+        raise ClearanceError(message) from None
     return grant
 
 
@@ -543,7 +550,9 @@ def do_revoke_clearance(tenant: Client, grant_id: int, *, actor: Any, request: A
     with schema_context(tenant.schema_name), transaction.atomic():
         grant = RecordingClearance.objects.select_for_update().get(pk=grant_id)
         if grant.revoked_at is not None:
-            raise ClearanceError(f"This clearance of {grant.user_email} was already revoked.")
+            raise ClearanceError(
+                _("This clearance of %(who)s was already revoked.") % {"who": grant.user_email}
+            )
         grant.revoked_at = timezone.now()
         grant.revoked_by_id = actor.pk
         grant.revoked_by_email = actor.email

@@ -31,7 +31,7 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 from django_tenants.utils import schema_context
 
@@ -502,18 +502,18 @@ async def api_unmask(request: HttpRequest, call_id: str) -> HttpResponse:
 # -- clearance grants on the client's portal ---------------------------------------------------
 class ClearanceForm(forms.Form):
     email = forms.EmailField(
-        label=_lazy("Provider supervisor's e-mail"),
-        help_text=_lazy("Ask the provider for the supervisor's sign-in e-mail."),
+        label=gettext_lazy("Provider supervisor's e-mail"),
+        help_text=gettext_lazy("Ask the provider for the supervisor's sign-in e-mail."),
     )
-    queue_id = forms.ChoiceField(label=_lazy("Calls of"), required=False)
-    note = forms.CharField(label=_lazy("Why (optional)"), max_length=300, required=False)
+    queue_id = forms.ChoiceField(label=gettext_lazy("Calls of"), required=False)
+    note = forms.CharField(label=gettext_lazy("Why (optional)"), max_length=300, required=False)
 
     def __init__(self, *args: Any, tenant: Client, **kwargs: Any) -> None:
         from routing.models import Queue
 
         super().__init__(*args, **kwargs)
         queues = Queue.objects.filter(tenant=tenant).order_by("name")
-        self.fields["queue_id"].choices = [("", _lazy("All our queues"))] + [
+        self.fields["queue_id"].choices = [("", gettext_lazy("All our queues"))] + [
             (q.queue_id, f"{q.name} ({_('clearance')} {q.clearance})") for q in queues
         ]
 

@@ -50,6 +50,8 @@ class FakeSwitchboard:
         self.thread.start()
         self.seen: list[dict[str, Any]] = []
         self.silent = False
+        #: command -> the message the switchboard refuses it with (``ok`` false)
+        self.refuse: dict[str, str] = {}
         self.seq = 0
         self.snapshot: dict[str, Any] = {"state": "logged_out", "reason": None, "call": None}
         self.task = asyncio.run_coroutine_threadsafe(self._serve(), self.loop)
@@ -64,6 +66,8 @@ class FakeSwitchboard:
                 continue
             reply: dict[str, Any] = {"ok": True, "message": ""}
             command = message.get("command")
+            if command in self.refuse:
+                reply = {"ok": False, "message": self.refuse[command]}
             if command == "snapshot":
                 reply["snapshot"] = {**self.snapshot, "seq": self.seq}
             await self.layer.group_send(
@@ -71,7 +75,7 @@ class FakeSwitchboard:
                 {"type": "switchboard.reply", **reply},
             )
             # Like the real switchboard: a hold is confirmed by a push as well.
-            if command in ("hold", "unhold"):
+            if command in ("hold", "unhold") and reply["ok"]:
                 await self._push(
                     message["agent_id"],
                     {"kind": "hold", "call_id": message["call_id"], "on": command == "hold"},
@@ -94,6 +98,10 @@ class FakeSwitchboard:
                     return message
             time.sleep(0.05)
         raise AssertionError(f"the switchboard never got {command!r}: {self.seen}")
+
+    def commands(self) -> list[str]:
+        """The commands received so far, in order, without the page's snapshot requests."""
+        return [m["command"] for m in list(self.seen) if m.get("command") != "snapshot"]
 
     def close(self) -> None:
         import channels_postgres.db
@@ -129,8 +137,10 @@ def _teardown_agent() -> None:
     from calls.models import Call
     from dispositions.models import CallDisposition
     from routing.models import Agent, Queue
+    from tenants.models import User
 
-    Agent.objects.filter(agent_id="olha").delete()
+    Agent.objects.filter(agent_id__in=["olha", "taras"]).delete()
+    User.objects.filter(email="taras@provider.test").delete()
     Queue.objects.filter(queue_id__in=["alpha-main", "alpha-vip"]).delete()
     with schema_context("alpha"):
         CallDisposition.objects.all().delete()
@@ -293,6 +303,130 @@ def test_agent_takes_a_call_holds_it_and_wraps_up(page, live_port, switchboard, 
     assert (done["agent_id"], done["call_id"]) == ("olha", "call-77")
     assert _dispositions(django_db_blocker) == [("call-77", "olha", "sale", "Ordered two cases")]
     shot(page, "agent-console-wrapped-up")
+
+
+def _add_colleague(django_db_blocker) -> None:  # type: ignore[no-untyped-def]
+    """Another agent of Alpha Retail, by name: a target for a transfer to a named agent."""
+
+    def add() -> None:
+        from routing.models import Agent, Certification
+        from tenants.models import Client, User
+
+        with django_db_blocker.unblock():
+            user = User.objects.create_user(
+                email="taras@provider.test", password=None, full_name="Taras Bondar"
+            )
+            agent = Agent.objects.create(user=user, agent_id="taras", endpoint="user/1002")
+            Certification.objects.create(
+                agent=agent, tenant=Client.objects.get(schema_name="alpha"), skills={}
+            )
+        connection.close()
+
+    off_loop(add)
+
+
+def _card(**flags: Any) -> dict[str, Any]:
+    """The call card the switchboard pushes (``Session.card("connected")``)."""
+    return {
+        "kind": "connected",
+        "call_id": "call-88",
+        "tenant": "alpha",
+        "caller": "+380442220000",
+        "queue": "alpha-main",
+        "contact": None,
+        "on_hold": False,
+        "masked": False,
+        "consulting": False,
+        "recording": False,
+        "transferred_by": None,
+        "conference": False,
+        **flags,
+    }
+
+
+def test_agent_records_transfers_and_holds_a_conference(  # type: ignore[no-untyped-def]
+    page, live_port, switchboard, django_db_blocker
+):
+    sb = switchboard
+    _add_colleague(django_db_blocker)
+    base = f"http://localhost:{live_port}"
+    sign_in(page, base, "agent@provider.test")
+    page.goto(f"{base}/agent/")
+    page.wait_for_selector("#agent-console[data-connected='1'][data-snapshots='1']")
+
+    # A call another agent handed over: the card says who, by name.
+    sb.push("olha", _card(transferred_by="taras"))
+    sb.push("olha", {"kind": "state", "state": "on_call", "reason": None, "since": time.time()})
+    page.wait_for_selector("#agent-console[data-call='call-88'][data-seq='2']")
+    page.wait_for_selector("#ad-xfer-flag:text-is('Transferred by Taras Bondar')")
+    assert page.is_visible("#ad-record") and page.inner_text("#ad-record") == "Record"
+    for hidden in ("#ad-rec-flag", "#ad-conference", "#ad-leave", "#ad-conference-flag"):
+        assert page.is_hidden(hidden), hidden
+
+    # Record: the page sends it for this call; the flag waits for the switchboard's push.
+    page.click("#ad-record")
+    record = sb.wait_for("record")
+    assert (record["agent_id"], record["call_id"]) == ("olha", "call-88")
+    assert page.is_hidden("#ad-rec-flag")
+    sb.push("olha", {"kind": "recording", "call_id": "call-88", "on": True})
+    page.wait_for_selector("#ad-rec-flag:not([hidden])")
+    assert page.inner_text("#ad-rec-flag") == "Recording"
+    assert page.is_hidden("#ad-record")
+
+    # Transfer to a named agent: the colleague is offered by name (not the agent herself);
+    # the switchboard refuses and the agent reads why, still with the caller.
+    page.wait_for_selector("#ad-transfer-target option[value='agent:taras']", state="attached")
+    agents = page.eval_on_selector_all(
+        "#ad-transfer-target optgroup[label='Agents'] option",
+        "options => options.map(o => [o.value, o.textContent])",
+    )
+    assert agents == [["agent:taras", "Taras Bondar"]]
+    sb.refuse["transfer"] = "taras cannot take this call: not logged in"
+    page.select_option("#ad-transfer-target", "agent:taras")
+    page.click("button[data-command=transfer]")
+    transfer = sb.wait_for("transfer")
+    assert (transfer["agent_id"], transfer["call_id"], transfer["to_agent"]) == (
+        "olha",
+        "call-88",
+        "taras",
+    )
+    assert "queue_id" not in transfer
+    page.wait_for_selector("#ad-feedback.bad:has-text('taras cannot take this call')")
+    assert page.inner_text("#ad-feedback") == (
+        "The switchboard refused: taras cannot take this call: not logged in"
+    )
+    assert page.is_visible("#ad-call")
+
+    # Consulting the second line (warm escalation): Conference is offered beside Complete.
+    page.click("button[data-command=escalate][data-mode=warm]")
+    assert sb.wait_for("escalate")["mode"] == "warm"
+    sb.push("olha", _card(transferred_by="taras", recording=True, consulting=True))
+    page.wait_for_selector("#agent-console[data-seq='4']")
+    page.wait_for_selector("#ad-conference:not([hidden])")
+    assert page.inner_text("#ad-conference") == "Conference"
+    assert page.is_visible("#ad-complete")
+    assert page.is_hidden("#ad-leave") and page.is_hidden("#ad-conference-flag")
+    shot(page, "agent-console-consulting")
+
+    # The conference: the flag and Leave show; Conference and Complete go.
+    page.click("#ad-conference")
+    conference = sb.wait_for("conference")
+    assert (conference["agent_id"], conference["call_id"]) == ("olha", "call-88")
+    sb.push("olha", _card(transferred_by="taras", recording=True, conference=True))
+    page.wait_for_selector("#ad-conference-flag:not([hidden])")
+    assert page.inner_text("#ad-conference-flag") == "Conference"
+    assert page.is_visible("#ad-leave") and page.inner_text("#ad-leave") == "Leave"
+    assert page.is_hidden("#ad-conference") and page.is_hidden("#ad-complete")
+    assert page.is_visible("#ad-rec-flag")
+    shot(page, "agent-console-conference")
+
+    # Leave: the caller stays with the second line; the agent's part of the call ends.
+    page.click("#ad-leave")
+    leave = sb.wait_for("leave_conference")
+    assert (leave["agent_id"], leave["call_id"]) == ("olha", "call-88")
+    sb.push("olha", {"kind": "ended", "call_id": "call-88"})
+    page.wait_for_selector("#ad-call", state="hidden")
+    assert sb.commands() == ["record", "transfer", "escalate", "conference", "leave_conference"]
 
 
 def test_a_supervisor_has_no_call_console(page, live_port):  # type: ignore[no-untyped-def]
