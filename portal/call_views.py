@@ -149,6 +149,36 @@ CAUSES = {
 }
 
 
+#: Why a timeline step ended (the meter's reasons, telephony/callflow/meter.py), in plain words.
+END_REASONS = {
+    "queue": _lazy("went to a queue"),
+    "bridge": _lazy("connected to an agent"),
+    "abandon": _lazy("the caller hung up while waiting"),
+    "overflow": _lazy("sent on to another centre"),
+    "voicemail": _lazy("went to voicemail"),
+    "callback": _lazy("the caller chose a callback"),
+    "timeout": _lazy("longest wait reached"),
+    "exit_key": _lazy("the caller pressed the exit key"),
+    "ivr": _lazy("back to the menu"),
+    "after_agent": _lazy("back to the menu after the agent"),
+    "agent_left": _lazy("our agent left the caller with your second line"),
+    "agent_hangup": _lazy("the agent hung up"),
+    "transfer": _lazy("transferred"),
+    "consult_ended": _lazy("consultation ended"),
+    "takeover": _lazy("moved to a standby system"),
+    "escalation": _lazy("answered by your second line"),
+    "second_line_ended": _lazy("your second line hung up"),
+    "hangup": _lazy("the call ended"),
+}
+
+
+def end_reason_text(reason: str) -> str:
+    if not reason:
+        return ""
+    text = END_REASONS.get(reason) or CAUSES.get(reason)
+    return str(text) if text else reason.replace("_", " ").lower()
+
+
 class BadFilter(Exception):
     """A bad query parameter: answered 400 with the message."""
 
@@ -596,7 +626,7 @@ def call_detail(request: HttpRequest, role: str, call_id: str) -> HttpResponse:
             "queue": queue_names.get(s.queue, s.queue),
             "agent": names.get(s.agent, s.agent),
             "target": s.target,
-            "end_reason": s.end_reason.replace("_", " "),
+            "end_reason": end_reason_text(s.end_reason),
         }
         for s in segments
     ]

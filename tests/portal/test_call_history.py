@@ -305,6 +305,13 @@ def test_the_detail_page_tells_the_story_of_a_call(cast, history):  # type: igno
         ("handoff", "1:50", True),
     ]
     assert timeline[2]["agent"] == "Agent" and timeline[4]["target"] == "second-line"
+    assert [s["end_reason"] for s in timeline] == [
+        "went to a queue",
+        "connected to an agent",
+        "our agent left the caller with your second line",
+        "normal hang-up",
+        "the call ended",
+    ]
     # Shown in Kyiv time: the call began at 21:30 UTC.
     assert timeline[0]["start"].astimezone(UTC).hour == 21
     html = response.content.decode()
