@@ -56,7 +56,9 @@ def test_a_client_admin_filters_the_calls_and_opens_one(page, live_port, django_
         page.wait_for_url(f"{base}/call-history/")
         for call_id in ids:
             assert page.locator(f"#call-rows tr[data-call='{call_id}']").count() == 1
-        assert "2026-03-04 10:00:00" in page.inner_text(f"#call-rows tr[data-call='{ids[0]}']")  # New York
+        assert "2026-03-04 10:00:00" in page.inner_text(
+            f"#call-rows tr[data-call='{ids[0]}']"
+        )  # New York
 
         page.select_option("#id_outcome", "abandoned")
         page.fill("#id_caller", "555 987")
