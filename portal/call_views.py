@@ -276,12 +276,20 @@ def _form_errors(form: forms.Form) -> str:
     return " ".join(parts)
 
 
+class BadForm(BadFilter):
+    """Filters that do not validate; the list shows the form with its errors."""
+
+    def __init__(self, form: CallFilterForm) -> None:
+        super().__init__(_form_errors(form))
+        self.form = form
+
+
 def _parse(request: HttpRequest, tenant: Client) -> tuple[CallFilterForm, dict[str, str]]:
     queues, names = _queue_choices(tenant)
     params = {k: v for k, v in request.GET.items() if k in CallFilterForm.base_fields}
     form = CallFilterForm(params or None, queues=queues)
     if form.is_bound and not form.is_valid():
-        raise BadFilter(_form_errors(form))
+        raise BadForm(form)
     return form, names
 
 
@@ -439,7 +447,13 @@ def _guarded(view):  # type: ignore[no-untyped-def]
 def call_list(request: HttpRequest, role: str) -> HttpResponse:
     """``/call-history/``: the company's calls, newest first, with filters."""
     tenant: Client = request.tenant  # type: ignore[attr-defined]
-    form, queue_names = _parse(request, tenant)
+    try:
+        form, queue_names = _parse(request, tenant)
+    except BadForm as exc:
+        # The page again, with the filters as typed and what is wrong with them.
+        context = {"form": exc.form, "error": str(exc), "rows": [], "filtered": True}
+        context["zone"] = timezone.get_current_timezone_name()
+        return render(request, "portal/calls/list.html", context, status=400)
     data = form.cleaned_data if form.is_bound else {}
     number = _page_number(request)
     paginator = Paginator(filtered_calls(data), PAGE_SIZE)

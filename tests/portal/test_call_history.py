@@ -246,6 +246,15 @@ def test_bad_filters_are_a_400_with_the_reason(cast, history, params, message): 
         assert message in csv_response.content.decode()
 
 
+def test_a_bad_filter_shows_the_form_again_with_what_was_typed(cast, history):  # type: ignore[no-untyped-def]
+    response = site(A_HOST, cast.a_admin).get(LIST, {"caller": "+380 50", "since": "2026-02-30"})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="call-filters"' in html and 'value="+380 50"' in html
+    assert "From: Enter a valid date." in html
+    assert response.context["rows"] == []
+
+
 def test_the_list_is_read_only(cast, history):  # type: ignore[no-untyped-def]
     assert site(A_HOST, cast.a_admin).post(LIST).status_code == 405
 
