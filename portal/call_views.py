@@ -406,6 +406,14 @@ def call_rows(calls: list[Call], queue_names: dict[str, str]) -> list[CallRow]:
     return rows
 
 
+def latest_calls(tenant: Client, n: int) -> list[CallRow]:
+    """The company's ``n`` newest calls (the portal's home page; current schema)."""
+    from routing.models import Queue
+
+    names = dict(Queue.objects.filter(tenant=tenant).values_list("queue_id", "name"))
+    return call_rows(list(filtered_calls({})[:n]), names)
+
+
 def _page_number(request: HttpRequest) -> int:
     raw = request.GET.get("page") or "1"
     try:

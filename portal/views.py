@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from calls.stats import call_figures
 from ccplatform.jobs import defer_on_commit
+from portal.call_views import latest_calls
 from portal.forms import ContactForm, ContactImportForm
 from portal.models import Contact, ContactImport
 from portal.tasks import import_contacts_task
@@ -52,6 +53,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "calls": call_figures(30),
             # The call history from the same 30 days back (a day's edge in the client's zone).
             "calls_since": (timezone.localdate() - timedelta(days=30)).isoformat(),
+            "latest_calls": latest_calls(tenant, 5),
             "recent": AuditEvent.objects.filter(tenant_id=tenant.pk)[:8]
             if role == Role.CLIENT_ADMIN
             else [],

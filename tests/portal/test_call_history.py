@@ -424,3 +424,15 @@ def test_the_portal_links_to_the_call_history(cast, history):  # type: ignore[no
     html = home.content.decode()
     assert 'href="/call-history/"' in html
     assert f'href="/call-history/?since={home.context["calls_since"]}&amp;outcome=answered"' in html
+    # The latest five calls, each linking to its page; never another company's.
+    latest = [row.call.call_id for row in home.context["latest_calls"]]
+    assert latest == [
+        history["answered"],
+        history["callback"],
+        history["escalated"],
+        history["abandoned"],
+        history["failed"],
+    ]
+    assert f'href="/call-history/{history["callback"]}/"' in html
+    beta_home = site(B_HOST, cast.b_admin).get("/")
+    assert [row.call.call_id for row in beta_home.context["latest_calls"]] == ["beta-call-1"]
