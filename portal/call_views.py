@@ -192,7 +192,9 @@ class CallFilterForm(forms.Form):
         label=_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     outcome = forms.ChoiceField(
-        label=_lazy("Outcome"), required=False, choices=[("", _lazy("Any outcome")), *OUTCOMES]
+        label=_lazy("Outcome"),
+        required=False,
+        choices=[("", _lazy("Any outcome")), *OUTCOMES, ("live", _lazy("In progress"))],
     )
     queue = forms.ChoiceField(label=_lazy("Queue"), required=False)
     origin = forms.ChoiceField(
@@ -257,7 +259,8 @@ def filtered_calls(data: dict[str, Any]) -> QuerySet[Call]:
     if data.get("until"):
         calls = calls.filter(started_ms__lt=_local_day_ms(data["until"] + timedelta(days=1)))
     if data.get("outcome"):
-        calls = calls.filter(outcome=data["outcome"])
+        # A call still going on has no outcome yet ("live" in the filter).
+        calls = calls.filter(outcome="" if data["outcome"] == "live" else data["outcome"])
     if data.get("queue"):
         calls = calls.filter(queue=data["queue"])
     if data.get("origin"):

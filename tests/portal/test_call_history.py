@@ -217,6 +217,14 @@ def test_filters_narrow_the_list(cast, history):  # type: ignore[no-untyped-def]
         history["callback"],  # the callback reached an agent
     }
     assert ids(outcome="abandoned") == set()
+    live = CallMeter("alpha", "c-live", leg(), "direct", "fs-1")
+    live.answered(T0 + HOUR)
+    live.enter_queue(T0 + HOUR + 4_000, "support")
+    actions.do_record_call(cast.a, {"caller_number": "+380661110000"}, live)
+    assert ids(outcome="live") == {"c-live"}
+    assert "In progress" in client.get(LIST, {"outcome": "live"}).content.decode()
+    detail = client.get(f"{LIST}c-live/").content.decode()
+    assert "still going on" in detail
     assert "No calls match these filters." in client.get(LIST, {"outcome": "ivr"}).content.decode()
 
 
