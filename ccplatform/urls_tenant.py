@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from portal import billing_views, views
+from portal import billing_views, call_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -19,6 +19,9 @@ urlpatterns = [
     path("live/", views.live, name="portal_live"),
     path("settings/", views.company_settings, name="company_settings"),
     path("calls/", include("portal.ivr_urls")),
+    path("call-history/", call_views.call_list, name="call_history"),
+    path("call-history/export.csv", call_views.call_list_csv, name="call_history_csv"),
+    path("call-history/<str:call_id>/", call_views.call_detail, name="call_history_detail"),
     path("recordings/", include("recordings.urls_tenant")),
     path("billing/invoices/", billing_views.invoice_list, name="client_invoices"),
     path(

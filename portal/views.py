@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -10,11 +12,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from calls.stats import call_figures
 from ccplatform.jobs import defer_on_commit
+from portal.call_views import latest_calls
 from portal.forms import ContactForm, ContactImportForm
 from portal.models import Contact, ContactImport
 from portal.tasks import import_contacts_task
@@ -47,6 +51,9 @@ def home(request: HttpRequest) -> HttpResponse:
             "vip_count": Contact.objects.filter(vip=True).count(),
             "member_count": Membership.objects.filter(tenant=tenant).count(),
             "calls": call_figures(30),
+            # The call history from the same 30 days back (a day's edge in the client's zone).
+            "calls_since": (timezone.localdate() - timedelta(days=30)).isoformat(),
+            "latest_calls": latest_calls(tenant, 5),
             "recent": AuditEvent.objects.filter(tenant_id=tenant.pk)[:8]
             if role == Role.CLIENT_ADMIN
             else [],
