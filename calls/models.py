@@ -61,7 +61,11 @@ class Call(models.Model):
 
     class Meta:
         ordering = ["-started_ms", "-id"]
-        indexes = [models.Index(fields=["reconcile_status", "rated"], name="calls_to_reconcile")]
+        indexes = [
+            models.Index(fields=["reconcile_status", "rated"], name="calls_to_reconcile"),
+            # The portal's call history: newest first, by day.
+            models.Index(fields=["-started_ms", "-id"], name="calls_newest_first"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(origin__in=["direct", "overflow", "callback"]), name="call_origin"
