@@ -412,6 +412,12 @@ class CallSession:
             # call): back to the queue, never to silence.
             if self.meter.state == "agent":
                 self.meter.agent_unbridged(self.t(self.now_ms()), "takeover")
+            # The restored engine may still hold the call under its id (its agent, still
+            # bridged to the second line, is adopted on it): queue it under a new one.
+            while sb.engine.call_state(self._engine_ids()[min(self.hops, 9)]) is not None:
+                self.hops += 1
+                if self.hops >= 9:
+                    break
             await self._play(SECOND_LINE_FAILED)
             await self._queue(queue_id)
         else:

@@ -166,3 +166,44 @@ async def test_a_stale_snapshot_is_not_restored() -> None:
         await b.stop()
     finally:
         await world.close()
+
+
+async def test_a_caller_parked_in_a_consultation_is_queued_again_by_the_standby() -> None:
+    """Warm escalation in progress (the caller on music, our agent talking to the second line)
+    when the active switchboard dies: the caller's socket resumes into the standby, which
+    queues the caller again (never silence); the first agent, still with the second line, is
+    adopted on the old call; another agent takes the caller."""
+    directory = make_directory(agents=2)
+    world = await start_world(directory, agents=2)
+    switch = world.switches[0]
+    a = world.sb
+    b = Switchboard(directory, [NodeSpec("node1", "127.0.0.1", world.nodes[0].port, "ClueCon")],
+                    sink=MemorySink(shared_with=world.sink), clock=world.clock, outbound_port=0,
+                    callback_dial="user/{number}", reentry_grace_s=30.0)  # fmt: skip
+    await b.listen()
+    switch.standby = ("127.0.0.1", b.server.port)
+    try:
+        await a.command({"agent_id": "agent1", "command": "state", "state": "break"})
+        caller = await place(world, did_of("alpha"), number="+380500000021", digits="1", talk=3600)
+        await wait_for(lambda: any(s.state == "agent" for s in sessions(a)))
+        [session] = sessions(a)
+        reply = await a.command({"agent_id": "agent0", "command": "escalate", "mode": "warm"})
+        assert reply["ok"] is True and session.state == "consult"
+        await a.save_snapshot()
+        crash(a)
+        await wait_for(lambda: len(b.server.calls) == 1)
+        await b.start(restore=True)
+        await b.wait_nodes(5.0)
+        assert await b.adopt() == 1  # agent0, still talking to the second line
+        await b.command({"agent_id": "agent1", "command": "state", "state": "available"})
+        await wait_for(lambda: any(s.state == "agent" for s in sessions(b)), timeout=20.0)
+        [again] = sessions(b)
+        assert again.agent == "agent1" and again.engine_id == f"{caller.uuid}#1"
+        switch.hangup(switch.channels[caller.uuid])
+        await wait_for(lambda: caller.uuid in b.sink.calls, timeout=20.0)
+        kinds = [s.kind.value for s in b.sink.segments[caller.uuid] if s.leg_uuid == caller.uuid]
+        assert kinds == ["ivr", "queue", "agent", "ivr", "queue", "agent"], kinds
+        check_partition(SimpleNamespace(sink=b.sink, cdrs=world.cdrs), caller.uuid)
+    finally:
+        await b.stop()
+        await world.close()
