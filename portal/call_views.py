@@ -30,7 +30,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, Strea
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django_tenants.utils import schema_context
 
 from calls.models import Call, Leg, Segment
@@ -49,86 +49,88 @@ _CALLER_RE = re.compile(r"^\+?[0-9]{1,20}$")
 _CALLER_NOISE = re.compile(r"[\s().-]")
 
 OUTCOMES: list[tuple[str, Any]] = [
-    ("ivr", _lazy("Ended in the IVR (self-service)")),
-    ("answered", _lazy("Answered by an agent")),
-    ("abandoned", _lazy("Abandoned while waiting")),
-    ("overflowed", _lazy("Overflowed out")),
-    ("escalated", _lazy("Handed to your second line")),
-    ("callback", _lazy("Callback requested")),
-    ("failed", _lazy("Not connected")),
+    ("ivr", gettext_lazy("Ended in the IVR (self-service)")),
+    ("answered", gettext_lazy("Answered by an agent")),
+    ("abandoned", gettext_lazy("Abandoned while waiting")),
+    ("overflowed", gettext_lazy("Overflowed out")),
+    ("escalated", gettext_lazy("Handed to your second line")),
+    ("callback", gettext_lazy("Callback requested")),
+    ("failed", gettext_lazy("Not connected")),
 ]
-OUTCOME_LABELS = {**dict(OUTCOMES), "": _lazy("In progress")}
+OUTCOME_LABELS = {**dict(OUTCOMES), "": gettext_lazy("In progress")}
 
 ORIGINS: list[tuple[str, Any]] = [
-    ("direct", _lazy("Direct (dialled your number)")),
-    ("overflow", _lazy("Overflow (sent by your own centre)")),
-    ("callback", _lazy("Callback (we called the caller back)")),
+    ("direct", gettext_lazy("Direct (dialled your number)")),
+    ("overflow", gettext_lazy("Overflow (sent by your own centre)")),
+    ("callback", gettext_lazy("Callback (we called the caller back)")),
 ]
 ORIGIN_LABELS = dict(ORIGINS)
 
 #: The timeline's kinds, explained for the client (shared/design/segments.md, decision 0011).
 SEGMENT_KINDS: dict[str, tuple[Any, Any]] = {
     "ivr": (
-        _lazy("IVR"),
-        _lazy("The caller in your IVR: greetings, menus, self-service answers, a survey."),
+        gettext_lazy("IVR"),
+        gettext_lazy("The caller in your IVR: greetings, menus, self-service answers, a survey."),
     ),
     "queue": (
-        _lazy("Waiting"),
-        _lazy("The caller waiting in a queue for an agent (or until taking a callback)."),
+        gettext_lazy("Waiting"),
+        gettext_lazy("The caller waiting in a queue for an agent (or until taking a callback)."),
     ),
     "agent": (
-        _lazy("With an agent"),
-        _lazy("The caller talking to one of our agents; hold and consultation time count here."),
+        gettext_lazy("With an agent"),
+        gettext_lazy(
+            "The caller talking to one of our agents; hold and consultation time count here."
+        ),
     ),
     "handoff": (
-        _lazy("With your second line"),
-        _lazy(
+        gettext_lazy("With your second line"),
+        gettext_lazy(
             "The caller talking to your second line with no agent of ours on the call: after "
             "a transfer, or when the IVR or the queue sent the caller straight to you."
         ),
     ),
     "escalation": (
-        _lazy("Second line's leg"),
-        _lazy(
+        gettext_lazy("Second line's leg"),
+        gettext_lazy(
             "The call to your second line, from its answer to its hangup (it overlaps the "
             "agent's time while the agent introduces the caller)."
         ),
     ),
     "callback_dial": (
-        _lazy("Calling back"),
-        _lazy("Our call to the caller for a callback, from their answer until they queue."),
+        gettext_lazy("Calling back"),
+        gettext_lazy("Our call to the caller for a callback, from their answer until they queue."),
     ),
 }
 
 LEG_ROLES = {
-    Leg.Role.A: _lazy("Caller"),
-    Leg.Role.AGENT: _lazy("Agent"),
-    Leg.Role.ESCALATION: _lazy("Your second line"),
-    Leg.Role.CALLBACK: _lazy("Callback to the caller"),
+    Leg.Role.A: gettext_lazy("Caller"),
+    Leg.Role.AGENT: gettext_lazy("Agent"),
+    Leg.Role.ESCALATION: gettext_lazy("Your second line"),
+    Leg.Role.CALLBACK: gettext_lazy("Callback to the caller"),
 }
 
 RECONCILE_TEXT = {
     Call.Reconcile.WAITING: (
-        _lazy("Being checked"),
-        _lazy(
+        gettext_lazy("Being checked"),
+        gettext_lazy(
             "The call's timings are being checked against the phone network's records; this "
             "usually takes a few minutes after the call ends."
         ),
     ),
     Call.Reconcile.OK: (
-        _lazy("Checked"),
-        _lazy("The call's timings match the phone network's records."),
+        gettext_lazy("Checked"),
+        gettext_lazy("The call's timings match the phone network's records."),
     ),
     Call.Reconcile.FLAGGED: (
-        _lazy("Checked"),
-        _lazy(
+        gettext_lazy("Checked"),
+        gettext_lazy(
             "The call's timings match the phone network's records; your provider is reviewing "
             "a related record."
         ),
     ),
     Call.Reconcile.MISMATCH: (
-        _lazy("Under review"),
-        _lazy(
+        gettext_lazy("Under review"),
+        gettext_lazy(
             "The call's timings differ from the phone network's records. Your provider is "
             "looking into it; the call is not billed until it is resolved."
         ),
@@ -137,38 +139,38 @@ RECONCILE_TEXT = {
 
 #: Hang-up causes a client may meet on a call that did not connect, in plain words.
 CAUSES = {
-    "NO_ANSWER": _lazy("no answer"),
-    "USER_BUSY": _lazy("busy"),
-    "ORIGINATOR_CANCEL": _lazy("the caller hung up first"),
-    "NORMAL_CLEARING": _lazy("normal hang-up"),
-    "CALL_REJECTED": _lazy("rejected"),
-    "NO_ROUTE_DESTINATION": _lazy("number unreachable"),
-    "UNALLOCATED_NUMBER": _lazy("number not in service"),
-    "NORMAL_TEMPORARY_FAILURE": _lazy("temporary network failure"),
-    "RECOVERY_ON_TIMER_EXPIRE": _lazy("network timeout"),
+    "NO_ANSWER": gettext_lazy("no answer"),
+    "USER_BUSY": gettext_lazy("busy"),
+    "ORIGINATOR_CANCEL": gettext_lazy("the caller hung up first"),
+    "NORMAL_CLEARING": gettext_lazy("normal hang-up"),
+    "CALL_REJECTED": gettext_lazy("rejected"),
+    "NO_ROUTE_DESTINATION": gettext_lazy("number unreachable"),
+    "UNALLOCATED_NUMBER": gettext_lazy("number not in service"),
+    "NORMAL_TEMPORARY_FAILURE": gettext_lazy("temporary network failure"),
+    "RECOVERY_ON_TIMER_EXPIRE": gettext_lazy("network timeout"),
 }
 
 
 #: Why a timeline step ended (the meter's reasons, telephony/callflow/meter.py), in plain words.
 END_REASONS = {
-    "queue": _lazy("went to a queue"),
-    "bridge": _lazy("connected to an agent"),
-    "abandon": _lazy("the caller hung up while waiting"),
-    "overflow": _lazy("sent on to another centre"),
-    "voicemail": _lazy("went to voicemail"),
-    "callback": _lazy("the caller chose a callback"),
-    "timeout": _lazy("longest wait reached"),
-    "exit_key": _lazy("the caller pressed the exit key"),
-    "ivr": _lazy("back to the menu"),
-    "after_agent": _lazy("back to the menu after the agent"),
-    "agent_left": _lazy("our agent left the caller with your second line"),
-    "agent_hangup": _lazy("the agent hung up"),
-    "transfer": _lazy("transferred"),
-    "consult_ended": _lazy("consultation ended"),
-    "takeover": _lazy("moved to a standby system"),
-    "escalation": _lazy("answered by your second line"),
-    "second_line_ended": _lazy("your second line hung up"),
-    "hangup": _lazy("the call ended"),
+    "queue": gettext_lazy("went to a queue"),
+    "bridge": gettext_lazy("connected to an agent"),
+    "abandon": gettext_lazy("the caller hung up while waiting"),
+    "overflow": gettext_lazy("sent on to another centre"),
+    "voicemail": gettext_lazy("went to voicemail"),
+    "callback": gettext_lazy("the caller chose a callback"),
+    "timeout": gettext_lazy("longest wait reached"),
+    "exit_key": gettext_lazy("the caller pressed the exit key"),
+    "ivr": gettext_lazy("back to the menu"),
+    "after_agent": gettext_lazy("back to the menu after the agent"),
+    "agent_left": gettext_lazy("our agent left the caller with your second line"),
+    "agent_hangup": gettext_lazy("the agent hung up"),
+    "transfer": gettext_lazy("transferred"),
+    "consult_ended": gettext_lazy("consultation ended"),
+    "takeover": gettext_lazy("moved to a standby system"),
+    "escalation": gettext_lazy("answered by your second line"),
+    "second_line_ended": gettext_lazy("your second line hung up"),
+    "hangup": gettext_lazy("the call ended"),
 }
 
 
@@ -186,22 +188,28 @@ class BadFilter(Exception):
 # -- filters ---------------------------------------------------------------------------------
 class CallFilterForm(forms.Form):
     since = forms.DateField(
-        label=_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     until = forms.DateField(
-        label=_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     outcome = forms.ChoiceField(
-        label=_lazy("Outcome"),
+        label=gettext_lazy("Outcome"),
         required=False,
-        choices=[("", _lazy("Any outcome")), *OUTCOMES, ("live", _lazy("In progress"))],
+        choices=[
+            ("", gettext_lazy("Any outcome")),
+            *OUTCOMES,
+            ("live", gettext_lazy("In progress")),
+        ],
     )
-    queue = forms.ChoiceField(label=_lazy("Queue"), required=False)
+    queue = forms.ChoiceField(label=gettext_lazy("Queue"), required=False)
     origin = forms.ChoiceField(
-        label=_lazy("Origin"), required=False, choices=[("", _lazy("Any origin")), *ORIGINS]
+        label=gettext_lazy("Origin"),
+        required=False,
+        choices=[("", gettext_lazy("Any origin")), *ORIGINS],
     )
     caller = forms.CharField(
-        label=_lazy("Caller number"),
+        label=gettext_lazy("Caller number"),
         required=False,
         max_length=40,
         widget=forms.TextInput(attrs={"type": "search", "inputmode": "tel"}),

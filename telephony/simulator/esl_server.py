@@ -503,6 +503,7 @@ class OutboundSession(_Session):
                         # Parked by uuid_park since (the socket app is no longer what runs):
                         # the rest of the extension after this socket runs now.
                         self.switch.unwind(self.ch)
+                        self.switch.drop_queued(self.ch)
                         self.switch.start_apps(self.ch, self.rest_of_extension())
                 else:
                     # The platform closed the socket: FreeSWITCH hangs the call up (04d);
@@ -735,9 +736,12 @@ class SwitchNode:
         if ch.alive and ch.uuid in sw.continued:
             # CS_RESET interrupts what the socket had the channel doing (music on hold, a
             # prompt): its EXECUTE_COMPLETE and the UNPARK go out, then the next application.
+            # Applications queued by sendmsg and not started are dropped (in FreeSWITCH they
+            # return at once: switch_channel_ready() is false in CS_RESET).
             stack = sw.rt(ch).unwind
             while unpark_entry in stack:
                 stack.pop().run()
+            sw.drop_queued(ch)
             return
         if ch.alive and ch.uuid in sw.resumed:
             # Bridged by uuid_bridge: the extension does not go on (hangup_after_bridge).

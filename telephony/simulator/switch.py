@@ -721,6 +721,18 @@ class Switch(ConferenceMixin):
             return
         await self.serve_queue(ch)
 
+    def drop_queued(self, ch: Channel) -> int:
+        """Forget the applications queued on ``ch`` and not started (their waiters are
+        released). Returns how many."""
+        queue = self.rt(ch).queue
+        dropped = 0
+        while not queue.empty():
+            item = queue.get_nowait()
+            dropped += 1
+            if item.done is not None and not item.done.done():
+                item.done.set_result(None)
+        return dropped
+
     async def serve_queue(
         self, ch: Channel, first: Callable[[_Queued], None] | None = None
     ) -> None:
