@@ -30,7 +30,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, Strea
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django_tenants.utils import schema_context
 
 from calls.models import Call, Leg, Segment
@@ -73,7 +73,7 @@ SEGMENT_KINDS: dict[str, tuple[Any, Any]] = {
         gettext_lazy("The caller in your IVR: greetings, menus, self-service answers, a survey."),
     ),
     "queue": (
-        gettext_lazy("Waiting"),
+        pgettext_lazy("time spent waiting", "Waiting"),
         gettext_lazy("The caller waiting in a queue for an agent (or until taking a callback)."),
     ),
     "agent": (
