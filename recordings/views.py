@@ -361,7 +361,10 @@ def _find_recording_tenant(call_id: str, tenants: list[Client]) -> tuple[Client,
     return found
 
 
-def _prepare_mask(request: HttpRequest, user: Any, call_id: str, command: str) -> dict[str, Any]:
+def _acting_on_calls(request: HttpRequest, user: Any) -> dict[str, Any]:
+    """Who may act on live calls through the API (provider host, roles in ``MASKERS``; an
+    agent only on the clients it is certified for): ``{"role", "agent", "tenants"}`` or
+    ``{"error": response}``; ``Http404`` for everyone else."""
     tenant = getattr(request, "tenant", None)
     if tenant is None or not tenant.is_provider:
         raise Http404
@@ -374,6 +377,14 @@ def _prepare_mask(request: HttpRequest, user: Any, call_id: str, command: str) -
     tenants = list(Client.objects.exclude(schema_name="public").order_by("schema_name"))
     if role == Role.AGENT:
         tenants = [t for t in tenants if certified(user, t)]
+    return {"role": role, "agent": agent, "tenants": tenants}
+
+
+def _prepare_mask(request: HttpRequest, user: Any, call_id: str, command: str) -> dict[str, Any]:
+    who = _acting_on_calls(request, user)
+    if "error" in who:
+        return who
+    role, agent, tenants = who["role"], who["agent"], who["tenants"]
     found = _find_recording_tenant(call_id, tenants)
     if found is None:
         return {
@@ -622,19 +633,11 @@ def _live_call_tenant(call_id: str, tenants: list[Client]) -> Client | None:
 
 
 def _prepare_start(request: HttpRequest, user: Any, call_id: str) -> dict[str, Any]:
-    tenant = getattr(request, "tenant", None)
-    if tenant is None or not tenant.is_provider:
-        raise Http404
-    role = provider_role(user)
-    if role not in MASKERS:
-        raise Http404
-    agent = agent_of(user)
-    if role == Role.AGENT and agent is None:
-        return {"error": _json(403, ok=False, message=_("You have no agent record."))}
-    tenants = list(Client.objects.exclude(schema_name="public").order_by("schema_name"))
-    if role == Role.AGENT:
-        tenants = [t for t in tenants if certified(user, t)]
-    client = _live_call_tenant(call_id, tenants)
+    who = _acting_on_calls(request, user)
+    if "error" in who:
+        return who
+    agent = who["agent"]
+    client = _live_call_tenant(call_id, who["tenants"])
     if client is None:
         return {
             "error": _json(
