@@ -5,19 +5,7 @@
 // its Wallboard class on the tenant's stream: the server only ever sends this tenant's queues
 // and totals (agents counted by state, never named). Heartbeats come from the web process
 // every few seconds with the stream's stored `seq`, so a lost last delta is noticed too.
-import { Wallboard } from "./wallboard";
-
-interface PortalLabels {
-  states: Record<string, string>;
-  live: string;
-  connecting: string;
-  reconnecting: string;
-  silent: string;
-  resyncing: string;
-  forbidden: string;
-  empty: string;
-  day: string;
-}
+import { startBoard, whenReady, type Wallboard } from "./wallboard";
 
 declare global {
   interface Window {
@@ -26,18 +14,14 @@ declare global {
 }
 
 export function startPortalLive(): void {
-  const root = document.getElementById("portal-live");
-  const labelsEl = document.getElementById("portal-live-labels");
-  if (!root || !labelsEl) return;
-  root.dataset.scope = "tenant";
-  const labels = JSON.parse(labelsEl.textContent ?? "{}") as PortalLabels;
-  const board = new Wallboard(root, labels);
-  window.ccpPortalLive = board;
-  board.start();
+  startBoard(
+    "portal-live",
+    "portal-live-labels",
+    (board) => {
+      window.ccpPortalLive = board;
+    },
+    "tenant",
+  );
 }
 
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", startPortalLive);
-} else {
-  startPortalLive();
-}
+whenReady(startPortalLive);

@@ -407,18 +407,38 @@ declare global {
   }
 }
 
-export function startWallboard(): void {
-  const root = document.getElementById("wallboard");
-  const labelsEl = document.getElementById("wallboard-labels");
+/** Starts a board on the page's element `rootId` with the labels in the JSON script
+ * `labelsId` (nothing on a page without them); `expose` gets the board before it connects.
+ * `scope: "tenant"` marks one tenant's stream (see the top of this file). */
+export function startBoard(
+  rootId: string,
+  labelsId: string,
+  expose: (board: Wallboard) => void,
+  scope?: "tenant",
+): void {
+  const root = document.getElementById(rootId);
+  const labelsEl = document.getElementById(labelsId);
   if (!root || !labelsEl) return;
+  if (scope) root.dataset.scope = scope;
   const labels = JSON.parse(labelsEl.textContent ?? "{}") as Labels;
   const board = new Wallboard(root, labels);
-  window.ccpWallboard = board;
+  expose(board);
   board.start();
 }
 
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", startWallboard);
-} else {
-  startWallboard();
+/** Runs `start` once the document is parsed (at once if it already is). */
+export function whenReady(start: () => void): void {
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
 }
+
+export function startWallboard(): void {
+  startBoard("wallboard", "wallboard-labels", (board) => {
+    window.ccpWallboard = board;
+  });
+}
+
+whenReady(startWallboard);

@@ -118,3 +118,21 @@ def off_loop(func):  # type: ignore[no-untyped-def]
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(func).result()
+
+
+def text_of(page, selector: str) -> str:  # type: ignore[no-untyped-def]
+    return page.inner_text(selector).strip()
+
+
+def open_live_board(page, base: str, email: str, link: str, path: str, board: str) -> None:  # type: ignore[no-untyped-def]
+    """Sign ``email`` in at ``base``, follow the menu's ``link`` to ``path`` and wait for the
+    live board (the selector ``board``) to show the first snapshot: alpha's main line, nobody
+    waiting yet."""
+    from tests.browser.test_console_and_portal import sign_in
+
+    sign_in(page, base, email)
+    page.click(link)
+    page.wait_for_url(f"{base}{path}")
+    page.wait_for_selector(f"{board}[data-stale='0'][data-seq='1']")
+    assert text_of(page, "#wb-waiting") == "0"
+    assert "Main line" in text_of(page, "#wb-queues tbody")

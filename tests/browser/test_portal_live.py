@@ -11,65 +11,46 @@ import time
 
 import pytest
 
-from routing.engine.model import (
-    AgentLogin,
-    AgentProfile,
-    AgentUpdated,
-    CallArrived,
-    OfferAnswered,
-    QueueConfig,
-    QueueUpdated,
-    TenantConfig,
-    TenantUpdated,
-)
-from tests.browser.conftest import off_loop, shot
+from routing.engine.model import AgentLogin, CallArrived, OfferAnswered
+from tests.browser.conftest import off_loop, open_live_board, shot, text_of
 from tests.browser.test_console_and_portal import sign_in
 from tests.browser.test_wallboard import switchboard  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
 
-def _text(page, selector: str) -> str:  # type: ignore[no-untyped-def]
-    return page.inner_text(selector).strip()
-
-
 def test_a_client_sees_its_own_queues_live(page, live_port, switchboard) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     sb = switchboard
     sb.board.set_names(queues={"beta-main": "Beta secret line"})
     now = time.time()
-    for tenant in ("alpha", "beta"):
-        sb.feed(TenantUpdated(now, TenantConfig(tenant)))
-        sb.feed(QueueUpdated(now, QueueConfig(f"{tenant}-main", tenant, announce_interval_s=0.0)))
-    sb.feed(AgentUpdated(now, AgentProfile("olha", {"alpha": {}})))
+    sb.configure(now, "alpha", "beta")
     sb.feed(CallArrived(now, "b1", "beta-main"))  # beta's caller: never on alpha's page
     assert off_loop(sb.publish)["tenant:alpha"] == 1
 
     base = f"http://alpha.localhost:{live_port}"
-    sign_in(page, base, "admin@alpha.test")
-    page.click("nav.mainnav a[href='/live/']")
-    page.wait_for_url(f"{base}/live/")
-    page.wait_for_selector("#portal-live[data-stale='0'][data-seq='1']")
-    assert _text(page, "#wb-waiting") == "0"
-    assert "Main line" in _text(page, "#wb-queues tbody")
-    assert "Beta" not in _text(page, "#portal-live")
+    open_live_board(
+        page, base, "admin@alpha.test", "nav.mainnav a[href='/live/']", "/live/", "#portal-live"
+    )
+    assert "Beta" not in text_of(page, "#portal-live")
 
     sb.feed(CallArrived(time.time() - 3, "a1", "alpha-main"))
     sb.feed(AgentLogin(time.time(), "olha"))
     off_loop(sb.publish)
     page.wait_for_selector("#portal-live[data-seq='2']")
-    assert _text(page, "#wb-queues tr[data-queue='alpha-main'] [data-field=waiting]") == "1"
+    assert text_of(page, "#wb-queues tr[data-queue='alpha-main'] [data-field=waiting]") == "1"
     page.wait_for_function("document.querySelector('#wb-longest').textContent >= '0:04'")
 
     # A delta lost on the way: the next one shows the gap and the page reloads the snapshot.
-    sb.feed(OfferAnswered(time.time(), "a1", "olha"))
-    assert sb.board.delta(time.time()) is not None  # consumed, never sent
-    sb.feed(CallArrived(time.time(), "a2", "alpha-main"))
-    assert off_loop(sb.publish)["tenant:alpha"] == 4
+    lost, then = (
+        OfferAnswered(time.time(), "a1", "olha"),
+        CallArrived(time.time(), "a2", "alpha-main"),
+    )
+    assert sb.lose_a_delta(lost, then)["tenant:alpha"] == 4
     page.wait_for_selector("#portal-live[data-seq='4'][data-resyncs='1']")
-    assert _text(page, "#wb-answered") == "1"
-    assert _text(page, "#wb-sl") == "100%"
-    assert _text(page, "#wb-agents li[data-state='on_call'] b") == "1"
-    assert "Beta" not in _text(page, "#portal-live")
+    assert text_of(page, "#wb-answered") == "1"
+    assert text_of(page, "#wb-sl") == "100%"
+    assert text_of(page, "#wb-agents li[data-state='on_call'] b") == "1"
+    assert "Beta" not in text_of(page, "#portal-live")
     shot(page, "portal-live")
 
 

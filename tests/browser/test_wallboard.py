@@ -32,7 +32,7 @@ from routing.engine.model import (
 from routing.engine.router import Engine
 from routing.live import LiveBoard
 from routing.live_publish import publish
-from tests.browser.conftest import off_loop, shot
+from tests.browser.conftest import off_loop, open_live_board, shot, text_of
 from tests.browser.test_console_and_portal import sign_in
 
 pytestmark = pytest.mark.browser
@@ -64,6 +64,23 @@ class Switchboard:
         self.engine = Engine()
         self.board = LiveBoard("UTC", epoch=f"browser-{time.time()}")
         self.board.set_names(tenants={"alpha": "Alpha Retail"}, queues={"alpha-main": "Main line"})
+
+    def configure(self, now: float, *tenants: str) -> None:
+        """Each tenant with its main queue, then agent olha, certified for alpha."""
+        for tenant in tenants:
+            self.feed(TenantUpdated(now, TenantConfig(tenant)))
+            self.feed(
+                QueueUpdated(now, QueueConfig(f"{tenant}-main", tenant, announce_interval_s=0.0))
+            )
+        self.feed(AgentUpdated(now, AgentProfile("olha", {"alpha": {}})))
+
+    def lose_a_delta(self, lost: Event, then: Event) -> dict[str, int]:
+        """Feed ``lost`` and take its delta without sending it (lost on the way), then feed
+        ``then`` and publish: the stream skips a number."""
+        self.feed(lost)
+        assert self.board.delta(time.time()) is not None  # consumed, never sent
+        self.feed(then)
+        return off_loop(self.publish)
 
     def feed(self, ev: Event) -> list[Any]:
         out = self.engine.handle(ev)
@@ -114,34 +131,29 @@ def switchboard(live_port, django_db_blocker) -> Iterator[Switchboard]:  # type:
         off_loop(stop)
 
 
-def _text(page, selector: str) -> str:  # type: ignore[no-untyped-def]
-    return page.inner_text(selector).strip()
-
-
 def test_wallboard_shows_live_numbers_and_resyncs_after_a_lost_delta(page, live_port, switchboard):  # type: ignore[no-untyped-def]
     sb = switchboard
-    now = time.time()
-    sb.feed(TenantUpdated(now, TenantConfig("alpha")))
-    sb.feed(QueueUpdated(now, QueueConfig("alpha-main", "alpha", announce_interval_s=0.0)))
-    sb.feed(AgentUpdated(now, AgentProfile("olha", {"alpha": {}})))
+    sb.configure(time.time(), "alpha")
     assert off_loop(sb.publish)["provider"] == 1
 
     base = f"http://localhost:{live_port}"
-    sign_in(page, base, "supervisor@provider.test")
-    page.click("nav.mainnav >> text=Wallboard")
-    page.wait_for_url(f"{base}/wallboard/")
-    page.wait_for_selector("#wallboard[data-stale='0'][data-seq='1']")
-    assert _text(page, "#wb-waiting") == "0"
-    assert "Main line" in _text(page, "#wb-queues tbody")
-    assert "Alpha Retail" in _text(page, "#wb-tenants tbody")
+    open_live_board(
+        page,
+        base,
+        "supervisor@provider.test",
+        "nav.mainnav >> text=Wallboard",
+        "/wallboard/",
+        "#wallboard",
+    )
+    assert "Alpha Retail" in text_of(page, "#wb-tenants tbody")
 
     # Two callers queue: the page shows them, and their wait ticking.
     sb.feed(CallArrived(time.time() - 3, "c1", "alpha-main"))
     sb.feed(CallArrived(time.time(), "c2", "alpha-main"))
     off_loop(sb.publish)
     page.wait_for_selector("#wallboard[data-seq='2']")
-    assert _text(page, "#wb-waiting") == "2"
-    assert _text(page, "#wb-queues tr[data-queue='alpha-main'] [data-field=waiting]") == "2"
+    assert text_of(page, "#wb-waiting") == "2"
+    assert text_of(page, "#wb-queues tr[data-queue='alpha-main'] [data-field=waiting]") == "2"
     page.wait_for_function(
         "document.querySelector('#wb-longest').textContent >= '0:04'"
     )  # ticks locally between messages
@@ -151,32 +163,33 @@ def test_wallboard_shows_live_numbers_and_resyncs_after_a_lost_delta(page, live_
     sb.feed(OfferAnswered(time.time(), "c1", "olha"))
     off_loop(sb.publish)
     page.wait_for_selector("#wallboard[data-seq='3']")
-    assert _text(page, "#wb-waiting") == "1"
-    assert _text(page, "#wb-answered") == "1"
-    assert _text(page, "#wb-sl") == "100%"
-    assert "On a call: 1" in _text(page, "#wb-queues tr[data-queue='alpha-main']")
+    assert text_of(page, "#wb-waiting") == "1"
+    assert text_of(page, "#wb-answered") == "1"
+    assert text_of(page, "#wb-sl") == "100%"
+    assert "On a call: 1" in text_of(page, "#wb-queues tr[data-queue='alpha-main']")
     assert page.get_attribute("#wallboard", "data-resyncs") == "0"
     shot(page, "wallboard-live")
 
     # A delta is lost on the way (seq 4 never reaches the page); the next one (5) shows the
     # gap: the page asks for the snapshot and ends up with both changes.
-    sb.feed(CallArrived(time.time(), "c3", "alpha-main"))
-    assert sb.board.delta(time.time()) is not None  # consumed, never sent
-    sb.feed(CallArrived(time.time(), "c4", "alpha-main"))
-    assert off_loop(sb.publish)["provider"] == 5
+    lost, then = (
+        CallArrived(time.time(), "c3", "alpha-main"),
+        CallArrived(time.time(), "c4", "alpha-main"),
+    )
+    assert sb.lose_a_delta(lost, then)["provider"] == 5
     page.wait_for_selector("#wallboard[data-seq='5'][data-resyncs='1']")
-    assert _text(page, "#wb-waiting") == "3"
+    assert text_of(page, "#wb-waiting") == "3"
     assert page.get_attribute("#wallboard", "data-stale") == "0"
 
     # The socket drops: stale at once, then back by itself with a fresh snapshot.
     page.evaluate("window.ccpWallboard.dropConnection()")
     page.wait_for_selector("#wallboard[data-stale='1']")
-    assert "reconnecting" in _text(page, "#wb-status")
+    assert "reconnecting" in text_of(page, "#wb-status")
     sb.feed(CallArrived(time.time(), "c5", "alpha-main"))
     off_loop(sb.publish)  # while the page is away: it gets this in the next snapshot
     page.wait_for_selector("#wallboard[data-stale='0'][data-seq='6']", timeout=20_000)
-    assert _text(page, "#wb-waiting") == "4"
-    assert _text(page, "#wb-status") == "Live"
+    assert text_of(page, "#wb-waiting") == "4"
+    assert text_of(page, "#wb-status") == "Live"
     shot(page, "wallboard-after-reconnect")
 
 

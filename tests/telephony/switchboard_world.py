@@ -6,6 +6,8 @@ Everything runs in one event loop on one virtual clock (the simulator's), faster
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from routing.engine.model import AgentProfile, QueueConfig, TenantConfig
@@ -163,3 +165,35 @@ def traffic(
             )
         )
     return gens
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait (real seconds) until ``predicate()`` holds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def running(directory: Directory, **kw) -> AsyncIterator[World]:  # type: ignore[no-untyped-def]
+    """``start_world`` for the length of a ``with`` block, closed however the block ends."""
+    world = await start_world(directory, **kw)
+    try:
+        yield world
+    finally:
+        await world.close()
+
+
+def listen(world: World) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
+    """Every event the switchboard pushes to an agent's console, as (agent, event)."""
+    pushed: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
+    return pushed
+
+
+def a_leg(world: World, call_id: str) -> list:  # type: ignore[type-arg]
+    """The caller's own segments of a call, in time order."""
+    return sorted(
+        (s for s in world.sink.segments[call_id] if s.leg_uuid == call_id),
+        key=lambda s: s.start_ms,
+    )

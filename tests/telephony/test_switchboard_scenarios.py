@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, time
 
 import pytest
-from switchboard_world import did_of, make_directory, start_world
+from switchboard_world import did_of, make_directory, start_world, wait_for
 from test_switchboard import check_partition
 
 from telephony.callflow.directory import BusinessHours, Prompt
@@ -203,10 +203,14 @@ async def test_over_the_overflow_cap_the_rule_can_offer_a_callback_instead_of_bu
         await world.close()
 
 
-async def wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+async def one_waiting_behind_a_busy_agent(world):  # type: ignore[no-untyped-def]
+    """alpha's only agent talks to a first caller; a second waits in the queue: its outcome."""
+    sb = world.sb
+    call(world, did_of("alpha"), ["1"], number="+380501110001", talk=3600.0)
+    await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
+    waiting = call(world, did_of("alpha"), ["1"], number="+380501110002")
+    await wait_for(lambda: sb.engine.waiting("alpha-general") == 1)
+    return waiting
 
 
 async def test_the_queue_exit_key_takes_the_caller_to_voicemail() -> None:
@@ -218,23 +222,20 @@ async def test_the_queue_exit_key_takes_the_caller_to_voicemail() -> None:
     try:
         sb = world.sb
         switch = world.switches[0]
-        call(world, did_of("alpha"), ["1"], number="+380501110001", talk=3600.0)
-        await wait(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        waiting = call(world, did_of("alpha"), ["1"], number="+380501110002")
-        await wait(lambda: sb.engine.waiting("alpha-general") == 1)
+        waiting = await one_waiting_behind_a_busy_agent(world)
         channel = switch.channels[waiting.uuid]
         switch.receive_dtmf(channel, "5")  # not the exit key
         await asyncio.sleep(0.2)
         assert sb.engine.waiting("alpha-general") == 1 and channel.alive
         switch.receive_dtmf(channel, "9")
-        await wait(lambda: waiting.uuid in world.sink.calls)
+        await wait_for(lambda: waiting.uuid in world.sink.calls)
         summary = world.sink.calls[waiting.uuid]
         assert (summary.outcome, summary.cause) == ("ivr", "voicemail")
         assert sb.engine.waiting("alpha-general") == 0
         assert sb.stats["queue_exit_key"] == 1
         kinds = [s.kind.value for s in world.sink.segments[waiting.uuid]]
         assert kinds == ["ivr", "queue", "ivr"]
-        await wait(lambda: waiting.uuid in world.app_logs)
+        await wait_for(lambda: waiting.uuid in world.app_logs)
         played = [arg for app, arg, _t in world.app_logs[waiting.uuid] if app == "playback"]
         assert "tone_stream://%(500,0,800)" in played  # the beep before the message
         check_partition(world, waiting.uuid)
@@ -248,19 +249,16 @@ async def test_waiting_callers_hear_their_place_and_the_estimated_wait() -> None
     try:
         sb = world.sb
         switch = world.switches[0]
-        call(world, did_of("alpha"), ["1"], number="+380501110001", talk=3600.0)
-        await wait(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        first = call(world, did_of("alpha"), ["1"], number="+380501110002")
-        await wait(lambda: sb.engine.waiting("alpha-general") == 1)
+        first = await one_waiting_behind_a_busy_agent(world)
         second = call(world, did_of("alpha"), ["1"], number="+380501110003")
-        await wait(lambda: sb.engine.waiting("alpha-general") == 2)
+        await wait_for(lambda: sb.engine.waiting("alpha-general") == 2)
 
         def told(outcome) -> list[str]:  # type: ignore[no-untyped-def]
             ch = switch.channels.get(outcome.uuid)
             logs = ch.app_log if ch is not None else []
             return [arg for app, arg, _t in logs if app == "playback" and "in the queue" in arg]
 
-        await wait(lambda: told(first) and told(second), timeout=20.0)
+        await wait_for(lambda: told(first) and told(second), timeout=20.0)
         assert told(first)[0].startswith("say:You are number 1 in the queue. Your estimated wait")
         assert told(second)[0].startswith("say:You are number 2 in the queue. Your estimated wait")
     finally:

@@ -49,19 +49,28 @@ def sessions(sb: Switchboard) -> list:  # type: ignore[type-arg]
     return list({id(s): s for s in sb.sessions.values()}.values())
 
 
+def standby(world, directory, sink: MemorySink, **kw) -> Switchboard:  # type: ignore[no-untyped-def]
+    """A second switchboard for the world's node, on the world's clock, not started."""
+    node = NodeSpec("node1", "127.0.0.1", world.nodes[0].port, "ClueCon")
+    return Switchboard(directory, [node], sink=sink, clock=world.clock, outbound_port=0, **kw)
+
+
+async def listening_standby(world, directory, **kw) -> Switchboard:  # type: ignore[no-untyped-def]
+    """The standby, listening from the start (the dialplan's second socket), sharing the stored
+    progress and snapshots with the active one as the database does."""
+    b = standby(world, directory, MemorySink(shared_with=world.sink),
+                callback_dial="user/{number}", **kw)  # fmt: skip
+    await b.listen()
+    world.switches[0].standby = ("127.0.0.1", b.server.port)
+    return b
+
+
 async def test_callers_in_the_ivr_and_the_queue_survive_a_crash_and_keep_their_place() -> None:
     directory = directory_with_slow_menu()
     world = await start_world(directory, agents=1)
     switch = world.switches[0]
-    node = world.nodes[0]
     a = world.sb
-    # The standby listens from the start (the dialplan's second socket), sharing the stored
-    # progress and snapshots with the active one as the database does.
-    b = Switchboard(directory, [NodeSpec("node1", "127.0.0.1", node.port, "ClueCon")],
-                    sink=MemorySink(shared_with=world.sink), clock=world.clock, outbound_port=0,
-                    callback_dial="user/{number}", reentry_grace_s=30.0)  # fmt: skip
-    await b.listen()
-    switch.standby = ("127.0.0.1", b.server.port)
+    b = await listening_standby(world, directory, reentry_grace_s=30.0)
     try:
         talking = await place(world, did_of("alpha"), number="+380500000001", digits="1", talk=3600)
         await wait_for(lambda: any(s.state == "agent" for s in sessions(a)))
@@ -120,11 +129,7 @@ async def test_a_standby_without_a_snapshot_still_carries_on_the_resumed_callers
     world = await start_world(directory, agents=1)
     switch = world.switches[0]
     a = world.sb
-    b = Switchboard(directory, [NodeSpec("node1", "127.0.0.1", world.nodes[0].port, "ClueCon")],
-                    sink=MemorySink(shared_with=world.sink), clock=world.clock, outbound_port=0,
-                    callback_dial="user/{number}")  # fmt: skip
-    await b.listen()
-    switch.standby = ("127.0.0.1", b.server.port)
+    b = await listening_standby(world, directory)
     try:
         await place(world, did_of("alpha"), number="+380500000008", digits="1", talk=3600)
         await wait_for(lambda: any(s.state == "agent" for s in sessions(a)))
@@ -159,8 +164,7 @@ async def test_a_stale_snapshot_is_not_restored() -> None:
     try:
         old = Engine()
         await sink.save_engine_snapshot(old.snapshot_bytes(), world.clock.now() - 600)
-        b = Switchboard(directory, [NodeSpec("node1", "127.0.0.1", world.nodes[0].port, "ClueCon")],
-                        sink=sink, clock=world.clock, outbound_port=0)  # fmt: skip
+        b = standby(world, directory, sink)
         await b.start(restore=True, restore_max_age_s=120)
         assert b.restored_from is None
         await b.stop()
@@ -177,11 +181,7 @@ async def test_a_caller_parked_in_a_consultation_is_queued_again_by_the_standby(
     world = await start_world(directory, agents=2)
     switch = world.switches[0]
     a = world.sb
-    b = Switchboard(directory, [NodeSpec("node1", "127.0.0.1", world.nodes[0].port, "ClueCon")],
-                    sink=MemorySink(shared_with=world.sink), clock=world.clock, outbound_port=0,
-                    callback_dial="user/{number}", reentry_grace_s=30.0)  # fmt: skip
-    await b.listen()
-    switch.standby = ("127.0.0.1", b.server.port)
+    b = await listening_standby(world, directory, reentry_grace_s=30.0)
     try:
         await a.command({"agent_id": "agent1", "command": "state", "state": "break"})
         caller = await place(world, did_of("alpha"), number="+380500000021", digits="1", talk=3600)

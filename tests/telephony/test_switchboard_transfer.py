@@ -7,11 +7,11 @@ The switchboard, the routing engine and the simulator run in one loop on the vir
 
 from __future__ import annotations
 
-import asyncio
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 import pytest
-from switchboard_world import did_of, make_directory, start_world
+from switchboard_world import a_leg, did_of, listen, make_directory, running, wait_for
 from test_switchboard import check_partition, place
 
 from routing.engine.model import AgentProfile
@@ -20,22 +20,16 @@ from telephony.callflow.directory import AgentSeat
 pytestmark = pytest.mark.asyncio
 
 
-async def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
 def session_of(world):  # type: ignore[no-untyped-def]
     [session] = {id(s): s for s in world.sb.sessions.values()}.values()
     return session
 
 
-def a_leg(world, call_id: str) -> list:  # type: ignore[no-untyped-def]
-    return sorted(
-        (s for s in world.sink.segments[call_id] if s.leg_uuid == call_id),
-        key=lambda s: s.start_ms,
-    )
+async def connected_call(world):  # type: ignore[no-untyped-def]
+    """A caller on alpha's DID put through to an agent: the call's session."""
+    await place(world, did_of("alpha"), digits="1", talk=3600.0)
+    await wait_for(lambda: any(s.state == "agent" for s in world.sb.sessions.values()))
+    return session_of(world)
 
 
 async def hang_up_caller(world, session) -> None:  # type: ignore[no-untyped-def]
@@ -44,16 +38,29 @@ async def hang_up_caller(world, session) -> None:  # type: ignore[no-untyped-def
     await world.settle()
 
 
+async def caller_hangs_up(world, session):  # type: ignore[no-untyped-def]
+    """The caller hangs up; the summary of the one call the world recorded."""
+    await hang_up_caller(world, session)
+    [summary] = world.sink.calls.values()
+    return summary
+
+
+def the_other_two(first: str) -> list[str]:
+    return [a for a in ("agent0", "agent1", "agent2") if a != first]
+
+
+@asynccontextmanager
+async def a_call_among_three_agents():  # type: ignore[no-untyped-def]
+    """Three agents, one caller put through to one of them: (world, what the consoles were
+    pushed, the call's session)."""
+    async with running(make_directory(agents=3), agents=3) as world:
+        pushed = listen(world)
+        yield world, pushed, await connected_call(world)
+
+
 async def test_transfer_to_a_free_certified_agent_meters_agent_queue_agent() -> None:
-    world = await start_world(make_directory(agents=3), agents=3)
-    pushed: list[tuple[str, dict]] = []
-    world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
-    try:
-        sb = world.sb
-        await place(world, did_of("alpha"), digits="1", talk=3600.0)
-        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        session = session_of(world)
-        first = session.agent
+    async with a_call_among_three_agents() as (world, pushed, session):
+        sb, first = world.sb, session.agent
         # Not the agent the queue would pick next (the other idle one has waited longer).
         target = "agent2" if first != "agent2" else "agent1"
         assert sb.engine.agent_state(target)[0] == "available"
@@ -67,8 +74,7 @@ async def test_transfer_to_a_free_certified_agent_meters_agent_queue_agent() -> 
         assert ("ended", session.call_id) in [
             (ev["kind"], ev.get("call_id")) for a, ev in pushed if a == first
         ]
-        await hang_up_caller(world, session)
-        [summary] = world.sink.calls.values()
+        summary = await caller_hangs_up(world, session)
         assert summary.outcome == "answered" and summary.agent == target
         segs = a_leg(world, summary.call_id)
         kinds = [s.kind.value for s in segs]
@@ -81,8 +87,6 @@ async def test_transfer_to_a_free_certified_agent_meters_agent_queue_agent() -> 
         cdr = world.cdrs[summary.call_id]
         assert abs(total - (cdr["end_ms"] - cdr["answer_ms"])) <= 1000
         check_partition(world, summary.call_id)
-    finally:
-        await world.close()
 
 
 async def test_transfer_refused_leaves_the_caller_with_the_agent() -> None:
@@ -90,15 +94,12 @@ async def test_transfer_refused_leaves_the_caller_with_the_agent() -> None:
     # agent3 works for beta only: it must never get alpha's calls.
     beta_only = AgentSeat(AgentProfile("agent3", {"beta": {}}), "user/1004")
     directory = replace(directory, agents={**directory.agents, "agent3": beta_only})
-    world = await start_world(directory, agents=4)
-    try:
+    async with running(directory, agents=4) as world:
         sb = world.sb
         assert (await sb.command({"agent_id": "agent2", "command": "state", "state": "logout"}))[
             "ok"
         ]
-        await place(world, did_of("alpha"), digits="1", talk=3600.0)
-        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        session = session_of(world)
+        session = await connected_call(world)
         first, leg = session.agent, session.agent_leg
         assert first in ("agent0", "agent1")
 
@@ -119,25 +120,15 @@ async def test_transfer_refused_leaves_the_caller_with_the_agent() -> None:
         assert bridged is not None and bridged.uuid == leg
         assert sb.engine.agent_state(first)[0] == "on_call"
         assert sb.engine.agent_state("agent3")[0] == "available"
-        await hang_up_caller(world, session)
-        [summary] = world.sink.calls.values()
+        summary = await caller_hangs_up(world, session)
         assert [s.kind.value for s in a_leg(world, summary.call_id)] == ["ivr", "queue", "agent"]
         check_partition(world, summary.call_id)
-    finally:
-        await world.close()
 
 
 async def test_target_not_answering_sends_the_caller_to_the_queue_served_by_another() -> None:
-    world = await start_world(make_directory(agents=3), agents=3)
-    pushed: list[tuple[str, dict]] = []
-    world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
-    try:
-        sb = world.sb
-        await place(world, did_of("alpha"), digits="1", talk=3600.0)
-        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        session = session_of(world)
-        first = session.agent
-        target, other = [a for a in ("agent0", "agent1", "agent2") if a != first]
+    async with a_call_among_three_agents() as (world, pushed, session):
+        sb, first = world.sb, session.agent
+        target, other = the_other_two(first)
         ext = sb.directory.agents[target].endpoint.removeprefix("user/")
         world.switches[0].agents[ext].p_no_answer = 1.0
         reply = await sb.command({"agent_id": first, "command": "transfer", "to_agent": target})
@@ -148,8 +139,7 @@ async def test_target_not_answering_sends_the_caller_to_the_queue_served_by_anot
         # It did ring the target first (held for it, not refused).
         assert [ev["kind"] for a, ev in pushed if a == target and ev.get("call_id")] == ["offer"]
         assert "transfer_target_unavailable" not in sb.engine.stats
-        await hang_up_caller(world, session)
-        [summary] = world.sink.calls.values()
+        summary = await caller_hangs_up(world, session)
         assert summary.outcome == "answered" and summary.agent == other
         segs = a_leg(world, summary.call_id)
         assert [s.agent for s in segs if s.kind.value == "agent"] == [first, other]
@@ -162,21 +152,12 @@ async def test_target_not_answering_sends_the_caller_to_the_queue_served_by_anot
         # The unanswered ring is a leg of the call with its CDR, never billed time.
         assert target not in [s.agent for s in segs]
         check_partition(world, summary.call_id)
-    finally:
-        await world.close()
 
 
 async def test_a_busy_target_keeps_the_caller_waiting_only_for_the_window() -> None:
-    world = await start_world(make_directory(agents=3), agents=3)
-    pushed: list[tuple[str, dict]] = []
-    world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
-    try:
-        sb = world.sb
-        await place(world, did_of("alpha"), digits="1", talk=3600.0)
-        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        session = session_of(world)
-        first = session.agent
-        target, other = [a for a in ("agent0", "agent1", "agent2") if a != first]
+    async with a_call_among_three_agents() as (world, pushed, session):
+        sb, first = world.sb, session.agent
+        target, other = the_other_two(first)
         # Logged in but on a break: the transfer is accepted and held for the target.
         await sb.command({"agent_id": target, "command": "state", "state": "break"})
         reply = await sb.command({"agent_id": first, "command": "transfer", "to_agent": target})
@@ -187,15 +168,12 @@ async def test_a_busy_target_keeps_the_caller_waiting_only_for_the_window() -> N
         await wait_for(lambda: session.state == "agent" and session.agent == other, timeout=20)
         assert world.clock.now() - held_at >= session.TRANSFER_WINDOW_S - 1.0
         assert not [ev for a, ev in pushed if a == target and ev.get("call_id")]
-        await hang_up_caller(world, session)
-        [summary] = world.sink.calls.values()
+        summary = await caller_hangs_up(world, session)
         assert [s.agent for s in a_leg(world, summary.call_id) if s.kind.value == "agent"] == [
             first,
             other,
         ]
         check_partition(world, summary.call_id)
-    finally:
-        await world.close()
 
 
 def with_recording(directory, **policies: str):  # type: ignore[no-untyped-def]
@@ -206,16 +184,20 @@ def with_recording(directory, **policies: str):  # type: ignore[no-untyped-def]
     return replace(directory, tenants=plans)
 
 
+@asynccontextmanager
+async def an_on_demand_call():  # type: ignore[no-untyped-def]
+    """alpha records on demand; a caller put through to its one agent: (world, what the console
+    was pushed, the call's session, the caller's channel)."""
+    directory = with_recording(make_directory(agents=1), alpha="on_demand")
+    async with running(directory, agents=1) as world:
+        pushed = listen(world)
+        session = await connected_call(world)
+        yield world, pushed, session, world.switches[0].channels[session.call_id]
+
+
 async def test_on_demand_recording_started_by_the_agent_then_masked() -> None:
-    world = await start_world(with_recording(make_directory(agents=1), alpha="on_demand"), agents=1)
-    pushed: list[tuple[str, dict]] = []
-    world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
-    try:
+    async with an_on_demand_call() as (world, pushed, session, channel):
         sb = world.sb
-        await place(world, did_of("alpha"), digits="1", talk=3600.0)
-        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        session = session_of(world)
-        channel = world.switches[0].channels[session.call_id]
         # On demand: nothing records until the agent asks.
         assert channel.recording == "" and not [
             n for n in world.sink.notices if n[0] == "recording"
@@ -248,11 +230,8 @@ async def test_on_demand_recording_started_by_the_agent_then_masked() -> None:
         assert [n[1]["masked"] for n in world.sink.notices if n[0] == "masked"] == [True]
         assert (await sb.command({"agent_id": "agent0", "command": "unmask"}))["ok"] is True
         assert channel.variables["record_masked"] == "false"
-        await hang_up_caller(world, session)
-        [summary] = world.sink.calls.values()
+        summary = await caller_hangs_up(world, session)
         check_partition(world, summary.call_id)
-    finally:
-        await world.close()
 
 
 @pytest.mark.parametrize(
@@ -266,12 +245,9 @@ async def test_on_demand_recording_started_by_the_agent_then_masked() -> None:
 async def test_record_is_refused_with_the_reason_on_other_policies(
     policy: str, message: str, recorded: bool
 ) -> None:
-    world = await start_world(with_recording(make_directory(agents=1), alpha=policy), agents=1)
-    try:
+    async with running(with_recording(make_directory(agents=1), alpha=policy), agents=1) as world:
         sb = world.sb
-        await place(world, did_of("alpha"), digits="1", talk=3600.0)
-        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        session = session_of(world)
+        session = await connected_call(world)
         before = list(world.sink.notices)
         assert await sb.command({"agent_id": "agent0", "command": "record"}) == {
             "ok": False,
@@ -280,22 +256,13 @@ async def test_record_is_refused_with_the_reason_on_other_policies(
         assert world.sink.notices == before  # nothing started, nothing registered twice
         assert bool(world.switches[0].channels[session.call_id].recording) is recorded
         await hang_up_caller(world, session)
-    finally:
-        await world.close()
 
 
 async def test_the_recording_api_acts_on_a_live_call_without_an_agent() -> None:
     """A supervisor or the client's payment system masks through the API: no agent id, the
     call by its id; the agent's console is told. Unknown or finished calls are refused."""
-    world = await start_world(with_recording(make_directory(agents=1), alpha="on_demand"), agents=1)
-    pushed: list[tuple[str, dict]] = []
-    world.sb.agent_listener = lambda agent, ev: pushed.append((agent, ev))
-    try:
+    async with an_on_demand_call() as (world, pushed, session, channel):
         sb = world.sb
-        await place(world, did_of("alpha"), digits="1", talk=3600.0)
-        await wait_for(lambda: any(s.state == "agent" for s in sb.sessions.values()))
-        session = session_of(world)
-        channel = world.switches[0].channels[session.call_id]
         api = {"agent_id": None, "call_id": session.call_id}
         assert await sb.command({**api, "command": "mask"}) == {
             "ok": False,
@@ -317,5 +284,3 @@ async def test_the_recording_api_acts_on_a_live_call_without_an_agent() -> None:
         }
         await hang_up_caller(world, session)
         assert (await sb.command({**api, "command": "unmask"}))["ok"] is False
-    finally:
-        await world.close()
