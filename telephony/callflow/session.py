@@ -263,8 +263,12 @@ class CallSession:
                     async with asyncio.timeout(5):
                         await asyncio.shield(self.second_end)
             self._finish()
-            if self._pump is not None:
-                self._pump.cancel()
+            # Drop the reference as well: the cancelled task keeps its CancelledError, whose
+            # traceback holds `_events`' frame and so this session, a cycle per call that only
+            # the GC could free (with everything the call built: hundreds of objects).
+            pump, self._pump = self._pump, None
+            if pump is not None:
+                pump.cancel()
             with contextlib.suppress(ESLError, ConnectionLost):
                 await call.exit()
 
