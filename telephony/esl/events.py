@@ -27,6 +27,7 @@ import re
 import xml.etree.ElementTree as ET
 from binascii import a2b_qp
 from collections.abc import Iterator, Mapping
+from itertools import chain
 from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Final
@@ -110,7 +111,9 @@ class Event:
         headers = tuple(headers)  # no copy if it already is one
         self.body = body
         self._defects = defects
-        self._headers: Headers | None = headers
+        # Flat (name, value, name, value, ...): one tuple of strings, which the GC stops
+        # tracking once it has seen it, instead of one tracked pair per header.
+        self._headers: tuple[str, ...] | None = tuple(chain.from_iterable(headers))
         self._raw: tuple[bytes, int, bool] | None = None
         # dict() keeps the last duplicate, so build it from the reversed list
         # to get FreeSWITCH's first-match semantics in one C-level call.
@@ -169,14 +172,15 @@ class Event:
     @property
     def headers(self) -> Headers:
         """Every header as ``(name, value)`` in wire order, values decoded."""
-        headers = self._headers
-        if headers is None:
-            # Decoded again on each use (rare: equality, get_all, variables once).
-            assert self._raw is not None
-            head, lines, has_body = self._raw
-            headers, self._defects = _decode_regular(head, lines)
-            if has_body and headers and headers[-1][0] == "Content-Length":
-                headers = headers[:-1]  # framing added by the serializer
+        flat = self._headers
+        if flat is not None:
+            return tuple(zip(flat[0::2], flat[1::2], strict=True))
+        # Decoded again on each use (rare: equality, get_all, variables once).
+        assert self._raw is not None
+        head, lines, has_body = self._raw
+        headers, self._defects = _decode_regular(head, lines)
+        if has_body and headers and headers[-1][0] == "Content-Length":
+            headers = headers[:-1]  # framing added by the serializer
         return headers
 
     @property
