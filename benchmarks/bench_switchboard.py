@@ -87,9 +87,9 @@ sys.path.insert(0, str(ROOT / "tests" / "telephony"))
 
 from switchboard_world import TENANTS, did_of, make_directory  # noqa: E402
 
+from telephony.callflow.gcpacer import GcPacer  # noqa: E402
 from telephony.callflow.switchboard import MemorySink, NodeSpec, Switchboard  # noqa: E402
 
-GC_DEFAULT = gc.get_threshold()
 RUNNER = Path(
     os.environ.get("BENCH_SB_RUNNER")
     or Path(__file__).resolve().parent / "switchboard_sim_runner.py"
@@ -175,6 +175,26 @@ class MeasuredSwitchboard(Switchboard):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.socket_events: dict[str, tuple[int, int]] = {}
+        #: engine event type -> [count, CPU seconds, max CPU seconds] of ``feed`` (engine +
+        #: dispatch to the sessions), and the slowest feeds (CPU s, type, decisions).
+        self.feed_cpu: dict[str, list[float]] = {}
+        self.slow_feeds: list[tuple[float, str, int]] = []
+
+    def feed(self, event: Any) -> Any:
+        t0 = time.thread_time()
+        decisions = super().feed(event)
+        took = time.thread_time() - t0
+        name = type(event).__name__
+        row = self.feed_cpu.setdefault(name, [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += took
+        row[2] = max(row[2], took)
+        if took > 0.005:
+            kinds: dict[str, int] = {}
+            for d in decisions:
+                kinds[type(d).__name__] = kinds.get(type(d).__name__, 0) + 1
+            self.slow_feeds.append((took, name, len(decisions), kinds))
+        return decisions
 
     async def _handle_call(self, call: Any) -> None:
         try:
@@ -190,6 +210,7 @@ class GcWatch:
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float]] = []  # (generation, wall seconds)
         self.collected = 0  # objects found unreachable (reference cycles) and freed
+        self.cpu_max = 0.0  # CPU seconds of the longest collection (wall is waiting for a core)
         self.cpu = 0.0  # CPU seconds in collections
         self._t = 0.0
         self._c = 0.0
@@ -201,7 +222,9 @@ class GcWatch:
         else:
             self.pauses.append((info.get("generation", 0), time.perf_counter() - self._t))
             self.collected += info.get("collected", 0)
-            self.cpu += time.process_time() - self._c
+            c = time.process_time() - self._c
+            self.cpu += c
+            self.cpu_max = max(self.cpu_max, c)
 
     def __enter__(self) -> GcWatch:
         gc.callbacks.append(self)
@@ -463,12 +486,12 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
     )
     await sb.start()
     await sb.wait_nodes(10.0)
+    pacer = None
     if gc_tuned:
-        # What docs/decisions/0008 recommends for the switchboard: no full collections of the
-        # start-up heap, fewer young collections.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
+        # What `manage.py switchboard` does (decision 0011): start-up heap frozen, young
+        # collections paced by the loop, middle and full ones on a timer.
+        pacer = GcPacer(young_every=float(os.environ.get("BENCH_GC_YOUNG_EVERY", "0.1")))
+        pacer.start()
     proc.stdin.write((json.dumps({"outbound": sb.server.port}) + "\n").encode())
     await proc.stdin.drain()
     started = await msg()
@@ -511,8 +534,8 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
         assert done["event"] == "done", done
         if prof is not None:
             prof.disable()
-    if gc_tuned:
-        gc.set_threshold(*GC_DEFAULT)
+    if pacer is not None:
+        pacer.stop()
         gc.unfreeze()
     stop.set()
     await asyncio.gather(*tasks)
@@ -593,6 +616,9 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
         "gc": gcw.pauses,
         "gc_cpu": gcw.cpu,
         "gc_collected": gcw.collected,
+        "gc_cpu_max": gcw.cpu_max,
+        "feed_cpu": sb.feed_cpu,
+        "slow_feeds": sorted(sb.slow_feeds, key=lambda x: -x[0])[:15],
         "cpu_arrivals": cpu_arr,
         "wall_arrivals": wall_arr,
         "sim_cpu": sim["sim_cpu_s"],
@@ -714,10 +740,22 @@ def print_run(r: dict[str, Any]) -> None:
         f"{sum(r['loop_lag']):.1f} s in all; "
         f"GC {len(gcs)} collections, {sum(d for _g, d in gcs) * 1000:.0f} ms in all, "
         f"{len(g2)} full (max {ms(max(g2, default=None))} ms), {r['gc_cpu']:.1f} s CPU; "
-        f"longest {ms(max((d for _g, d in gcs), default=None))} ms; by generation "
+        f"longest {ms(max((d for _g, d in gcs), default=None))} ms (CPU "
+        f"{ms(r.get('gc_cpu_max'))} ms); by generation "
         f"{[sum(1 for g, _d in gcs if g == k) for k in (0, 1, 2)]}, "
         f"{r.get('gc_collected', 0)} objects in reference cycles freed"
     )
+    fc = r.get("feed_cpu", {})
+    if fc:
+        print(
+            "  engine feed (engine + dispatch), CPU: "
+            + ", ".join(
+                f"{k} {int(v[0])}x mean {v[1] / max(1, v[0]) * 1e3:.2f} max {v[2] * 1e3:.1f} ms"
+                for k, v in sorted(fc.items(), key=lambda kv: -kv[1][1])[:6]
+            )
+        )
+        for took, name, n, kinds in r.get("slow_feeds", [])[:8]:
+            print(f"    slow feed {took * 1e3:.1f} ms CPU: {name}, {n} decisions {kinds}")
     print(
         f"  while calls arrived: CPU {r['cpu_arrivals']:.1f} s in {r['wall_arrivals']:.1f} s = "
         f"{100 * r['cpu_arrivals'] / max(r['wall_arrivals'], 1e-9):.0f} % of a core"
@@ -833,6 +871,7 @@ async def main_async(args: argparse.Namespace) -> None:
                   f"{y.get('collected')}")  # fmt: skip
             print("   ", ", ".join(f"{k} {n}" for k, n in y["kinds"]))
             print("    referents:", ", ".join(f"{k} {n}" for k, n in y["refs"]))
+            print("    tuples under:", ", ".join(f"{k} {n}" for k, n in y["tuple_holders"]))
         if "garbage" in r:
             g = r["garbage"]
             print(f"\n--- reference-cycle garbage: {g['n']} objects for {g['placed']} calls")
@@ -931,17 +970,30 @@ def young_census(phase: str, info: dict[str, int]) -> None:
         return
     kinds: dict[str, int] = {}
     refs: dict[str, int] = {}
+    holders: dict[str, int] = {}  # who holds the young tuples (through tuples)
     objs = gc.get_objects(generation=0)
+    young = {id(o) for o in objs}
     for o in objs:
         t = _tname(o)
         kinds[t] = kinds.get(t, 0) + 1
-        refs[t] = refs.get(t, 0) + len(gc.get_referents(o))
+        referents = gc.get_referents(o)
+        refs[t] = refs.get(t, 0) + len(referents)
+        if type(o) is not tuple:
+            todo = [r for r in referents if type(r) is tuple and id(r) in young]
+            seen = 0
+            while todo and seen < 10_000:
+                r = todo.pop()
+                seen += 1
+                todo.extend(x for x in gc.get_referents(r) if type(x) is tuple)
+            if seen:
+                holders[t] = holders.get(t, 0) + seen
     del objs
     YOUNG_CENSUS.append({
         "generation": info.get("generation", 0),
         "n": sum(kinds.values()),
         "kinds": sorted(kinds.items(), key=lambda kv: -kv[1])[:12],
         "refs": sorted(refs.items(), key=lambda kv: -kv[1])[:8],
+        "tuple_holders": sorted(holders.items(), key=lambda kv: -kv[1])[:10],
     })  # fmt: skip
     _census_t[0] = time.perf_counter()
     _census_t[1] = time.process_time()
@@ -954,7 +1006,7 @@ def apply_experiments(names: str) -> None:
       reads (:data:`UNUSED_SOCKET_EVENTS`).
     * ``rawget``: ``Event.get`` reads one header from the raw block while the event is still
       undecoded (as ``Event.job_uuid`` does) instead of decoding every header.
-    * ``gc``: ``gc.freeze()`` after start-up and ``gc.set_threshold(50_000, 20, 100)``.
+    * ``gc``: accepted for old command lines, does nothing (``--gc-tuned`` is the GC policy).
     """
     from telephony.esl import events as esl_events  # noqa: PLC0415
     from telephony.esl import outbound  # noqa: PLC0415
@@ -1019,7 +1071,7 @@ def main() -> None:
                    help="ladder step whose dispatch figures are printed")  # fmt: skip
     p.add_argument("--profile-cps", type=float, default=30.0)
     p.add_argument("--gc-tuned", action="store_true",
-                   help="gc.freeze() + gc.set_threshold(50000, 20, 100) in the platform process")  # fmt: skip
+                   help="the GC policy of manage.py switchboard (GcPacer) in the platform process")  # fmt: skip
     p.add_argument("--stock-fanout", action="store_true",
                    help="the simulator's own O(listeners) fire (slower load generator)")  # fmt: skip
     p.add_argument("--experiment", default="",
