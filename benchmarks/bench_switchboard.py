@@ -490,7 +490,7 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
     if gc_tuned:
         # What `manage.py switchboard` does (decision 0011): start-up heap frozen, young
         # collections paced by the loop, middle and full ones on a timer.
-        pacer = GcPacer(young_every=float(os.environ.get("BENCH_GC_YOUNG_EVERY", "0.1")))
+        pacer = GcPacer(young_every=float(os.environ.get("BENCH_GC_YOUNG_EVERY", "0.25")))
         pacer.start()
     proc.stdin.write((json.dumps({"outbound": sb.server.port}) + "\n").encode())
     await proc.stdin.drain()

@@ -166,7 +166,7 @@ class Command(BaseCommand):
             await sb.wait_nodes(5.0)
         await sb.adopt()
         # Decisions 0008/0011: freeze what start-up built; young collections paced by the
-        # loop (small, every 100 ms), middle and full ones on a timer (see GcPacer).
+        # loop (small, every 250 ms), middle and full ones on a timer (see GcPacer).
         GcPacer().start()
         self.stdout.write(
             f"switchboard active: {len(nodes)} node(s) ({', '.join(n.name for n in nodes)}), "
