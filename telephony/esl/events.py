@@ -78,7 +78,8 @@ class Event:
     (decision 0011, "Proof and figures"). :meth:`get` reads one header from the raw
     block until the map exists.
 
-    Events are immutable by contract: derived values are computed once.
+    Events are immutable by contract: derived values are computed once (except
+    :attr:`headers` of a plain event, decoded again on each use; see above).
     """
 
     __slots__ = (
