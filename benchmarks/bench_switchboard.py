@@ -74,9 +74,11 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import CellType as Cell
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,9 +87,9 @@ sys.path.insert(0, str(ROOT / "tests" / "telephony"))
 
 from switchboard_world import TENANTS, did_of, make_directory  # noqa: E402
 
+from telephony.callflow.gcpacer import GcPacer  # noqa: E402
 from telephony.callflow.switchboard import MemorySink, NodeSpec, Switchboard  # noqa: E402
 
-GC_DEFAULT = gc.get_threshold()
 RUNNER = Path(
     os.environ.get("BENCH_SB_RUNNER")
     or Path(__file__).resolve().parent / "switchboard_sim_runner.py"
@@ -173,6 +175,26 @@ class MeasuredSwitchboard(Switchboard):
     def __init__(self, *a: Any, **kw: Any) -> None:
         super().__init__(*a, **kw)
         self.socket_events: dict[str, tuple[int, int]] = {}
+        #: engine event type -> [count, CPU seconds, max CPU seconds] of ``feed`` (engine +
+        #: dispatch to the sessions), and the slowest feeds (CPU s, type, decisions).
+        self.feed_cpu: dict[str, list[float]] = {}
+        self.slow_feeds: list[tuple[float, str, int]] = []
+
+    def feed(self, event: Any) -> Any:
+        t0 = time.thread_time()
+        decisions = super().feed(event)
+        took = time.thread_time() - t0
+        name = type(event).__name__
+        row = self.feed_cpu.setdefault(name, [0, 0.0, 0.0])
+        row[0] += 1
+        row[1] += took
+        row[2] = max(row[2], took)
+        if took > 0.005:
+            kinds: dict[str, int] = {}
+            for d in decisions:
+                kinds[type(d).__name__] = kinds.get(type(d).__name__, 0) + 1
+            self.slow_feeds.append((took, name, len(decisions), kinds))
+        return decisions
 
     async def _handle_call(self, call: Any) -> None:
         try:
@@ -187,6 +209,8 @@ class GcWatch:
 
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float]] = []  # (generation, wall seconds)
+        self.collected = 0  # objects found unreachable (reference cycles) and freed
+        self.cpu_max = 0.0  # CPU seconds of the longest collection (wall is waiting for a core)
         self.cpu = 0.0  # CPU seconds in collections
         self._t = 0.0
         self._c = 0.0
@@ -197,7 +221,10 @@ class GcWatch:
             self._c = time.process_time()
         else:
             self.pauses.append((info.get("generation", 0), time.perf_counter() - self._t))
-            self.cpu += time.process_time() - self._c
+            self.collected += info.get("collected", 0)
+            c = time.process_time() - self._c
+            self.cpu += c
+            self.cpu_max = max(self.cpu_max, c)
 
     def __enter__(self) -> GcWatch:
         gc.callbacks.append(self)
@@ -214,6 +241,202 @@ async def loop_lag(out: list[float], stop: asyncio.Event) -> None:
         out.append(max(0.0, time.perf_counter() - t - 0.01))
 
 
+class StallTracer:
+    """Names what blocks the platform's loop: a watchdog thread samples the loop thread's stack.
+
+    A heartbeat task stamps the time every 2 ms; when the stamp is older than ``threshold``
+    the thread records the loop thread's Python stack (``sys._current_frames``) every 2 ms
+    until the loop runs again. Each stall keeps its wall time and the loop thread's own CPU
+    time (``pthread_getcpuclockid``): a stall with little CPU is waiting for a core (a busy
+    machine), one with CPU ~ wall is work done on the loop. A garbage collection holds the
+    GIL, so the thread cannot sample during one: those stalls are matched with :class:`GcWatch`
+    (``in_gc``). The thread takes the GIL every 2 ms: figures with the tracer on are not
+    comparable with figures without it.
+    """
+
+    def __init__(self, threshold: float = 0.05) -> None:
+        self.threshold = threshold
+        self.beat = time.perf_counter()
+        self.stalls: list[dict[str, Any]] = []
+        self.samples: dict[str, int] = {}
+        self.gc_active = False
+        self.gc_seen = False
+        self._stop = threading.Event()
+        self._ident = threading.get_ident()
+        self._clock = time.pthread_getcpuclockid(self._ident)
+        self._thread = threading.Thread(target=self._watch, daemon=True, name="stall tracer")
+
+    def gc_callback(self, phase: str, info: dict[str, int]) -> None:
+        self.gc_active = phase == "start"
+        self.gc_seen = True
+
+    async def heartbeat(self, stop: asyncio.Event) -> None:
+        gc.callbacks.append(self.gc_callback)
+        self._thread.start()
+        try:
+            while not stop.is_set():
+                self.beat = time.perf_counter()
+                await asyncio.sleep(0.002)
+        finally:
+            self._stop.set()
+            gc.callbacks.remove(self.gc_callback)
+
+    @staticmethod
+    def _stack(frame: Any) -> str:
+        parts: list[str] = []
+        while frame is not None and len(parts) < 14:
+            code = frame.f_code
+            fn = code.co_filename
+            if str(ROOT) in fn:
+                fn = fn.split(str(ROOT) + "/", 1)[1]
+            else:
+                fn = fn.rsplit("/", 2)[-1] if "/" in fn else fn
+            parts.append(f"{fn}:{frame.f_lineno} {code.co_name}")
+            frame = frame.f_back
+        return " < ".join(parts)
+
+    def _watch(self) -> None:
+        cur: dict[str, Any] | None = None
+        while not self._stop.wait(0.002):
+            now = time.perf_counter()
+            beat = self.beat
+            if now - beat < self.threshold:
+                if cur is not None:
+                    cur["wall"] = beat - cur["t0"]
+                    cur["cpu"] = time.clock_gettime(self._clock) - cur["cpu0"]
+                    self.stalls.append(cur)
+                    cur = None
+                continue
+            if cur is None or cur["beat"] != beat:
+                if cur is not None:
+                    cur["wall"] = beat - cur["t0"]
+                    cur["cpu"] = time.clock_gettime(self._clock) - cur["cpu0"]
+                    self.stalls.append(cur)
+                cur = {"beat": beat, "t0": beat, "cpu0": time.clock_gettime(self._clock),
+                       "stacks": {}, "gc": False}  # fmt: skip
+                self.gc_seen = False
+            frame = sys._current_frames().get(self._ident)
+            key = self._stack(frame) if frame is not None else "?"
+            cur["stacks"][key] = cur["stacks"].get(key, 0) + 1
+            self.samples[key] = self.samples.get(key, 0) + 1
+            cur["gc"] = cur["gc"] or self.gc_seen or self.gc_active
+
+    def report(self) -> dict[str, Any]:
+        stalls = [
+            {
+                "wall": s["wall"],
+                "cpu": s["cpu"],
+                "gc": s["gc"],
+                "top": sorted(s["stacks"].items(), key=lambda kv: -kv[1])[:3],
+            }
+            for s in self.stalls
+        ]
+        return {
+            "threshold": self.threshold,
+            "stalls": stalls,
+            "samples": sorted(self.samples.items(), key=lambda kv: -kv[1])[:40],
+        }
+
+
+def _tname(o: Any) -> str:
+    t = type(o)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def garbage_edges(garbage: list[Any]) -> list[tuple[str, int]]:
+    """References between objects of the cycle garbage, by type and attribute (to cut them)."""
+    index = {id(o): i for i, o in enumerate(garbage)}
+    succ = [[index[id(r)] for r in gc.get_referents(o) if id(r) in index] for o in garbage]
+    # Tarjan (iterative): only references inside a cycle (a strongly connected component of
+    # more than one object) are listed; the rest is what the cycles keep alive.
+    comp = [-1] * len(garbage)
+    low = [0] * len(garbage)
+    num = [-1] * len(garbage)
+    stack: list[int] = []
+    on = [False] * len(garbage)
+    counter = ncomp = 0
+    for root in range(len(garbage)):
+        if num[root] >= 0:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                num[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on[v] = True
+            if i < len(succ[v]):
+                work.append((v, i + 1))
+                w = succ[v][i]
+                if num[w] < 0:
+                    work.append((w, 0))
+                elif on[w]:
+                    low[v] = min(low[v], num[w])
+                continue
+            if low[v] == num[v]:
+                while True:
+                    w = stack.pop()
+                    on[w] = False
+                    comp[w] = ncomp
+                    if w == v:
+                        break
+                ncomp += 1
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+    size: dict[int, int] = {}
+    for c in comp:
+        size[c] = size.get(c, 0) + 1
+    ids = {id(o) for i, o in enumerate(garbage) if size[comp[i]] > 1}
+    edges: dict[str, int] = {}
+    for o in garbage:
+        if id(o) not in ids:
+            continue
+        named: dict[int, str] = {}
+        d = getattr(o, "__dict__", None)
+        if isinstance(d, dict):
+            for k, v in d.items():
+                named[id(v)] = f".{k}"
+        for slot in getattr(type(o), "__slots__", ()) or ():
+            v = getattr(o, slot, None)
+            if v is not None:
+                named[id(v)] = f".{slot}"
+        if isinstance(o, dict):
+            for k, v in o.items():
+                named[id(v)] = f"[{str(k)[:30]}]"
+        if type(o).__name__ == "frame":
+            for k, v in o.f_locals.items():
+                named[id(v)] = f"{o.f_code.co_name}:{k}"
+        if type(o).__name__ == "cell":
+            named[id(o.cell_contents)] = ".cell_contents"
+        for r in gc.get_referents(o):
+            if id(r) in ids and r is not o and comp[index[id(r)]] == comp[index[id(o)]]:
+                key = f"{_tname(o)} {named.get(id(r), '?')} -> {_tname(r)}"
+                edges[key] = edges.get(key, 0) + 1
+    return sorted(edges.items(), key=lambda kv: -kv[1])[:150]
+
+
+def print_stalls(st: dict[str, Any]) -> None:
+    stalls = st["stalls"]
+    print(f"\n--- loop stalls over {st['threshold'] * 1000:.0f} ms (stall tracer): {len(stalls)}")
+    if not stalls:
+        return
+    wall = sum(s["wall"] for s in stalls)
+    cpu = sum(s["cpu"] for s in stalls)
+    gcw = sum(s["wall"] for s in stalls if s["gc"])
+    print(f"  {wall:.2f} s of stalls, loop thread CPU during them {cpu:.2f} s; "
+          f"{sum(1 for s in stalls if s['gc'])} stalls ({gcw:.2f} s) saw a GC")  # fmt: skip
+    for s in sorted(stalls, key=lambda s: -s["wall"])[:12]:
+        print(f"  stall {s['wall'] * 1000:7.1f} ms, CPU {s['cpu'] * 1000:6.1f} ms"
+              f"{' GC' if s['gc'] else ''}")  # fmt: skip
+        for key, n in s["top"][:2]:
+            print(f"      {n:4d}x {key[:400]}")
+    print("  stack samples during stalls (top 25):")
+    for key, n in st["samples"][:25]:
+        print(f"    {n:5d}  {key[:600]}")
+
+
 async def rss_sampler(out: list[int], stop: asyncio.Event) -> None:
     while not stop.is_set():
         out.append(status_kb("VmRSS"))
@@ -221,8 +444,8 @@ async def rss_sampler(out: list[int], stop: asyncio.Event) -> None:
 
 
 # --------------------------------------------------------------------------- one run
-async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = False
-                       ) -> dict[str, Any]:  # fmt: skip
+async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = False,
+                       stall_trace: float = 0.0) -> dict[str, Any]:  # fmt: skip
     gc.collect()
     directory = make_directory(TENANTS, agents=sc.agents, wrap_up_s=sc.wrap_up)
     dids = [f"{did_of(t)}:{t}" for t in TENANTS]
@@ -263,12 +486,12 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
     )
     await sb.start()
     await sb.wait_nodes(10.0)
+    pacer = None
     if gc_tuned:
-        # What docs/decisions/0008 recommends for the switchboard: no full collections of the
-        # start-up heap, fewer young collections.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
+        # What `manage.py switchboard` does (decision 0011): start-up heap frozen, young
+        # collections paced by the loop, middle and full ones on a timer.
+        pacer = GcPacer(young_every=float(os.environ.get("BENCH_GC_YOUNG_EVERY", "0.25")))
+        pacer.start()
     proc.stdin.write((json.dumps({"outbound": sb.server.port}) + "\n").encode())
     await proc.stdin.drain()
     started = await msg()
@@ -282,6 +505,9 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
         asyncio.ensure_future(loop_lag(lags, stop)),
         asyncio.ensure_future(rss_sampler(rss, stop)),
     ]
+    tracer = StallTracer(stall_trace) if stall_trace > 0 else None
+    if tracer is not None:
+        tasks.append(asyncio.ensure_future(tracer.heartbeat(stop)))
     # CPU time, not wall time: on a shared VM the wall clock mostly shows waiting for a core.
     prof = cProfile.Profile(time.process_time) if sc.profile else None
     busy0 = busy_cpu_s()
@@ -308,8 +534,8 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
         assert done["event"] == "done", done
         if prof is not None:
             prof.disable()
-    if gc_tuned:
-        gc.set_threshold(*GC_DEFAULT)
+    if pacer is not None:
+        pacer.stop()
         gc.unfreeze()
     stop.set()
     await asyncio.gather(*tasks)
@@ -389,6 +615,10 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
         "loop_lag": lags,
         "gc": gcw.pauses,
         "gc_cpu": gcw.cpu,
+        "gc_collected": gcw.collected,
+        "gc_cpu_max": gcw.cpu_max,
+        "feed_cpu": sb.feed_cpu,
+        "slow_feeds": sorted(sb.slow_feeds, key=lambda x: -x[0])[:15],
         "cpu_arrivals": cpu_arr,
         "wall_arrivals": wall_arr,
         "sim_cpu": sim["sim_cpu_s"],
@@ -411,6 +641,25 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
         st.sort_stats("cumulative").print_stats(25)
         st.sort_stats("cumulative").print_stats(r"callflow|routing", 15)
         res["profile"] = buf.getvalue()
+    if tracer is not None:
+        res["stalls"] = tracer.report()
+    if YOUNG_CENSUS:
+        res["young"] = list(YOUNG_CENSUS)
+    if gc.get_debug() & gc.DEBUG_SAVEALL:
+        gc.collect()
+        kinds: dict[str, int] = {}
+        for obj in gc.garbage:
+            t = type(obj)
+            name = f"{t.__module__}.{t.__qualname__}"
+            if t is dict or t is tuple or t is list or t is Cell:
+                name += " (" + ",".join(sorted({type(o).__name__ for o in gc.get_referrers(obj)
+                                                if o is not gc.garbage}))[:80] + ")"  # fmt: skip
+            kinds[name] = kinds.get(name, 0) + 1
+        res["garbage"] = {"n": len(gc.garbage), "placed": res["placed"],
+                          "kinds": sorted(kinds.items(), key=lambda kv: -kv[1])[:40],
+                          "edges": garbage_edges(gc.garbage)}  # fmt: skip
+        gc.garbage.clear()
+        gc.set_debug(0)
     return res
 
 
@@ -490,8 +739,23 @@ def print_run(r: dict[str, Any]) -> None:
         f"p99 {ms(pct(r['loop_lag'], 99))} ms, max {ms(max(r['loop_lag'], default=None))} ms, "
         f"{sum(r['loop_lag']):.1f} s in all; "
         f"GC {len(gcs)} collections, {sum(d for _g, d in gcs) * 1000:.0f} ms in all, "
-        f"{len(g2)} full (max {ms(max(g2, default=None))} ms), {r['gc_cpu']:.1f} s CPU"
+        f"{len(g2)} full (max {ms(max(g2, default=None))} ms), {r['gc_cpu']:.1f} s CPU; "
+        f"longest {ms(max((d for _g, d in gcs), default=None))} ms (CPU "
+        f"{ms(r.get('gc_cpu_max'))} ms); by generation "
+        f"{[sum(1 for g, _d in gcs if g == k) for k in (0, 1, 2)]}, "
+        f"{r.get('gc_collected', 0)} objects in reference cycles freed"
     )
+    fc = r.get("feed_cpu", {})
+    if fc:
+        print(
+            "  engine feed (engine + dispatch), CPU: "
+            + ", ".join(
+                f"{k} {int(v[0])}x mean {v[1] / max(1, v[0]) * 1e3:.2f} max {v[2] * 1e3:.1f} ms"
+                for k, v in sorted(fc.items(), key=lambda kv: -kv[1][1])[:6]
+            )
+        )
+        for took, name, n, kinds in r.get("slow_feeds", [])[:8]:
+            print(f"    slow feed {took * 1e3:.1f} ms CPU: {name}, {n} decisions {kinds}")
     print(
         f"  while calls arrived: CPU {r['cpu_arrivals']:.1f} s in {r['wall_arrivals']:.1f} s = "
         f"{100 * r['cpu_arrivals'] / max(r['wall_arrivals'], 1e-9):.0f} % of a core"
@@ -599,6 +863,23 @@ async def main_async(args: argparse.Namespace) -> None:
             print_dispatch(r, f"{sc.cps:g} calls/s, {sc.name}")
         if sc.name == "issue3":
             print_dispatch(r, f"{sc.cps:g} calls/s, {sc.name}")
+        if "stalls" in r:
+            print_stalls(r["stalls"])
+        for y in r.get("young", []):
+            print(f"\n--- young collection (gen {y['generation']}): {y['n']} objects, pause "
+                  f"{ms(y.get('pause'))} ms ({ms(y.get('pause_cpu'))} ms CPU), collected "
+                  f"{y.get('collected')}")  # fmt: skip
+            print("   ", ", ".join(f"{k} {n}" for k, n in y["kinds"]))
+            print("    referents:", ", ".join(f"{k} {n}" for k, n in y["refs"]))
+            print("    tuples under:", ", ".join(f"{k} {n}" for k, n in y["tuple_holders"]))
+        if "garbage" in r:
+            g = r["garbage"]
+            print(f"\n--- reference-cycle garbage: {g['n']} objects for {g['placed']} calls")
+            for name, n in g["kinds"]:
+                print(f"  {n:8d}  {name}")
+            print("  references inside it (type attribute -> type):")
+            for name, n in g["edges"]:
+                print(f"  {n:8d}  {name}")
         if "profile" in r:
             print("\ncProfile of the switchboard process (top 15 by own time, top 25 cumulative):")
             print(r["profile"])
@@ -651,6 +932,8 @@ async def run_in_fresh_process(sc: Scenario, args: argparse.Namespace) -> dict[s
         cmd.append("--gc-tuned")
     if args.experiment:
         cmd += ["--experiment", args.experiment]
+    if args.stall_trace:
+        cmd += ["--stall-trace", str(args.stall_trace)]
     proc = await asyncio.create_subprocess_exec(*cmd, cwd=str(ROOT))
     rc = await proc.wait()
     try:
@@ -671,6 +954,51 @@ UNUSED_SOCKET_EVENTS = (
 )  # fmt: skip
 
 
+#: ``--experiment gcyoung``: per collection, the young generation's make-up.
+YOUNG_CENSUS: list[dict[str, Any]] = []
+_census_t = [0.0, 0.0]
+
+
+def young_census(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop":
+        if YOUNG_CENSUS and "pause" not in YOUNG_CENSUS[-1]:
+            YOUNG_CENSUS[-1]["pause_cpu"] = time.process_time() - _census_t[1]
+            YOUNG_CENSUS[-1]["pause"] = time.perf_counter() - _census_t[0]
+            YOUNG_CENSUS[-1]["collected"] = info.get("collected", 0)
+        return
+    if info.get("generation", 0) > 1:
+        return
+    kinds: dict[str, int] = {}
+    refs: dict[str, int] = {}
+    holders: dict[str, int] = {}  # who holds the young tuples (through tuples)
+    objs = gc.get_objects(generation=0)
+    young = {id(o) for o in objs}
+    for o in objs:
+        t = _tname(o)
+        kinds[t] = kinds.get(t, 0) + 1
+        referents = gc.get_referents(o)
+        refs[t] = refs.get(t, 0) + len(referents)
+        if type(o) is not tuple:
+            todo = [r for r in referents if type(r) is tuple and id(r) in young]
+            seen = 0
+            while todo and seen < 10_000:
+                r = todo.pop()
+                seen += 1
+                todo.extend(x for x in gc.get_referents(r) if type(x) is tuple)
+            if seen:
+                holders[t] = holders.get(t, 0) + seen
+    del objs
+    YOUNG_CENSUS.append({
+        "generation": info.get("generation", 0),
+        "n": sum(kinds.values()),
+        "kinds": sorted(kinds.items(), key=lambda kv: -kv[1])[:12],
+        "refs": sorted(refs.items(), key=lambda kv: -kv[1])[:8],
+        "tuple_holders": sorted(holders.items(), key=lambda kv: -kv[1])[:10],
+    })  # fmt: skip
+    _census_t[0] = time.perf_counter()
+    _census_t[1] = time.process_time()
+
+
 def apply_experiments(names: str) -> None:
     """Try a suggested platform change without editing it (this process only).
 
@@ -678,7 +1006,7 @@ def apply_experiments(names: str) -> None:
       reads (:data:`UNUSED_SOCKET_EVENTS`).
     * ``rawget``: ``Event.get`` reads one header from the raw block while the event is still
       undecoded (as ``Event.job_uuid`` does) instead of decoding every header.
-    * ``gc``: ``gc.freeze()`` after start-up and ``gc.set_threshold(50_000, 20, 100)``.
+    * ``gc``: accepted for old command lines, does nothing (``--gc-tuned`` is the GC policy).
     """
     from telephony.esl import events as esl_events  # noqa: PLC0415
     from telephony.esl import outbound  # noqa: PLC0415
@@ -707,6 +1035,10 @@ def apply_experiments(names: str) -> None:
                 return _orig(self, name, default)
 
             esl_events.Event.get = get  # type: ignore[method-assign]
+        elif name == "gcyoung":  # what each collection finds in the young generation
+            gc.callbacks.append(young_census)
+        elif name == "garbage":  # keep what the GC finds unreachable, to name it
+            gc.set_debug(gc.DEBUG_SAVEALL)
         elif name != "gc":
             raise SystemExit(f"unknown experiment {name!r}")
 
@@ -715,7 +1047,14 @@ def platform_run(args: argparse.Namespace) -> None:
     """``--platform-run``: run one scenario here and write its figures as JSON."""
     apply_experiments(args.experiment)
     sc = Scenario(**json.loads(args.platform_run))
-    res = asyncio.run(run_scenario(sc, indexed=not args.stock_fanout, gc_tuned=args.gc_tuned))
+    res = asyncio.run(
+        run_scenario(
+            sc,
+            indexed=not args.stock_fanout,
+            gc_tuned=args.gc_tuned,
+            stall_trace=args.stall_trace / 1000,
+        )
+    )
     # A fresh process: its lifetime peak is the run's peak (start-up included).
     res["maxrss_life_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res["rss_peak_mb"] = max(res["rss_peak_mb"], res["maxrss_life_mb"])
@@ -732,11 +1071,14 @@ def main() -> None:
                    help="ladder step whose dispatch figures are printed")  # fmt: skip
     p.add_argument("--profile-cps", type=float, default=30.0)
     p.add_argument("--gc-tuned", action="store_true",
-                   help="gc.freeze() + gc.set_threshold(50000, 20, 100) in the platform process")  # fmt: skip
+                   help="the GC policy of manage.py switchboard (GcPacer) in the platform process")  # fmt: skip
     p.add_argument("--stock-fanout", action="store_true",
                    help="the simulator's own O(listeners) fire (slower load generator)")  # fmt: skip
     p.add_argument("--experiment", default="",
                    help="nixevent,rawget: try a suggested platform change (see apply_experiments)")  # fmt: skip
+    p.add_argument("--stall-trace", type=float, default=0.0, metavar="MS",
+                   help="name what blocks the platform's loop for more than MS ms (see "
+                        "StallTracer; it perturbs the timings)")  # fmt: skip
     p.add_argument("--platform-run", default="", help=argparse.SUPPRESS)
     p.add_argument("--platform-out", default="", help=argparse.SUPPRESS)
     args = p.parse_args()

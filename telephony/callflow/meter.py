@@ -76,7 +76,18 @@ class MeteredSpan:
         return self.end_ms - self.start_ms
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Spelled out: dataclasses.asdict deep-copies every field (they are all str, int or
+        # None here) and was ~5 % of the switchboard's CPU (progress records at 50 calls/s).
+        return {
+            "leg_uuid": self.leg_uuid,
+            "kind": self.kind,
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "agent": self.agent,
+            "queue": self.queue,
+            "target": self.target,
+            "end_reason": self.end_reason,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MeteredSpan:

@@ -289,10 +289,17 @@ class CallSession:
                 # carries it on from the progress stored at its last transition. Recording an
                 # end here would be false (and would close the meter the standby needs).
                 self.sb.stats["calls_left_to_successor"] += 1
-                if self._pump is not None:
-                    self._pump.cancel()
+                self._stop_pump()
             else:
                 await self._close(call)
+
+    def _stop_pump(self) -> None:
+        # Drop the reference as well: the cancelled task keeps its CancelledError, whose
+        # traceback holds `_events`' frame and so this session, a cycle per call that only
+        # the GC could free (with everything the call built: hundreds of objects).
+        pump, self._pump = self._pump, None
+        if pump is not None:
+            pump.cancel()
 
     async def _close(self, call: OutboundCall) -> None:
         if self.second_end is not None and not self.second_end.done():
@@ -301,8 +308,7 @@ class CallSession:
                 async with asyncio.timeout(5):
                     await asyncio.shield(self.second_end)
         self._finish()
-        if self._pump is not None:
-            self._pump.cancel()
+        self._stop_pump()
         with contextlib.suppress(ESLError, ConnectionLost):
             await call.exit()
 

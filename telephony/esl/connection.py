@@ -466,14 +466,24 @@ class ESLConnection:
     ) -> Frame:
         if timeout is None:
             timeout = self.command_timeout
+        if timeout is None:
+            return await fut
+        # The FIFO slot stays in `_pending` whatever happens to `fut` (`_on_reply` drops a
+        # reply whose future is done), so `fut` is awaited as is: no shield and no
+        # asyncio.timeout, whose extra future, callbacks and Timeout per command made up a
+        # good part of what every young collection of a busy switchboard examined.
+        expiry = asyncio.get_running_loop().call_later(timeout, self._expire, fut, text, timeout)
         try:
-            # shield: a timeout or cancellation must not cancel the FIFO slot.
-            async with asyncio.timeout(timeout):
-                return await asyncio.shield(fut)
-        except TimeoutError:
+            return await fut
+        finally:
+            expiry.cancel()
+
+    def _expire(self, fut: asyncio.Future[Frame], text: str, timeout: float) -> None:
+        """No reply in time: fail the caller's wait; the connection stays usable."""
+        if not fut.done():
             self.stats.command_timeouts += 1
             first = text.split("\n", 1)[0]
-            raise CommandTimeout(f"{self.label}: no reply to {first!r} in {timeout} s") from None
+            fut.set_exception(CommandTimeout(f"{self.label}: no reply to {first!r} in {timeout} s"))
 
     async def command(self, text: str, timeout: float | None = None) -> str:
         """Send a command answered by ``command/reply``; return its ``Reply-Text``.

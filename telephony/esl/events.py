@@ -27,6 +27,7 @@ import re
 import xml.etree.ElementTree as ET
 from binascii import a2b_qp
 from collections.abc import Iterator, Mapping
+from itertools import chain
 from operator import itemgetter
 from types import MappingProxyType
 from typing import Any, Final
@@ -69,9 +70,16 @@ class Event:
     :attr:`core_uuid`, :attr:`job_uuid`, :attr:`timestamp`, :attr:`sequence`) are
     validated when the event is built. For well-formed plain events the full
     header list is only decoded on first use (most events are routed on those
-    fields alone); the result is the same as an eager decode.
+    fields alone); the result is the same as an eager decode. Such an event keeps
+    its raw block and caches only the first-wins ``dict`` (``str`` to ``str``: the
+    garbage collector does not track it), never the ``(name, value)`` pairs: a
+    retained event would otherwise hold ~100-200 tracked tuples, which made every
+    young collection of a busy switchboard traverse hundreds of thousands of them
+    (decision 0011, "Proof and figures"). :meth:`get` reads one header from the raw
+    block until the map exists.
 
-    Events are immutable by contract: derived values are computed once.
+    Events are immutable by contract: derived values are computed once (except
+    :attr:`headers` of a plain event, decoded again on each use; see above).
     """
 
     __slots__ = (
@@ -104,7 +112,9 @@ class Event:
         headers = tuple(headers)  # no copy if it already is one
         self.body = body
         self._defects = defects
-        self._headers: Headers | None = headers
+        # Flat (name, value, name, value, ...): one tuple of strings, which the GC stops
+        # tracking once it has seen it, instead of one tracked pair per header.
+        self._headers: tuple[str, ...] | None = tuple(chain.from_iterable(headers))
         self._raw: tuple[bytes, int, bool] | None = None
         # dict() keeps the last duplicate, so build it from the reversed list
         # to get FreeSWITCH's first-match semantics in one C-level call.
@@ -163,22 +173,22 @@ class Event:
     @property
     def headers(self) -> Headers:
         """Every header as ``(name, value)`` in wire order, values decoded."""
-        headers = self._headers
-        if headers is None:
-            assert self._raw is not None
-            head, lines, has_body = self._raw
-            headers, self._defects = _decode_regular(head, lines)
-            if has_body and headers and headers[-1][0] == "Content-Length":
-                headers = headers[:-1]  # framing added by the serializer
-            self._headers = headers
-            self._raw = None
+        flat = self._headers
+        if flat is not None:
+            return tuple(zip(flat[0::2], flat[1::2], strict=True))
+        # Decoded again on each use (rare: equality, get_all, variables once).
+        assert self._raw is not None
+        head, lines, has_body = self._raw
+        headers, self._defects = _decode_regular(head, lines)
+        if has_body and headers and headers[-1][0] == "Content-Length":
+            headers = headers[:-1]  # framing added by the serializer
         return headers
 
     @property
     def defects(self) -> tuple[str, ...]:
         """Header lines that were skipped as malformed (normally empty)."""
-        if self._raw is not None:
-            self.headers  # noqa: B018  # decoding records the defects
+        if self._headers is None and self._map is None:
+            self._hmap  # noqa: B018  # decoding records the defects
         return self._defects
 
     @property
@@ -241,7 +251,16 @@ class Event:
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """First value of header ``name``, or ``default``."""
-        return self._hmap.get(name, default)
+        hmap = self._map
+        if hmap is None:
+            raw = self._raw
+            if raw is not None and name and name != "Content-Length" and _plain_name(name):
+                # One header from the raw block (a C-level find), not all of them.
+                # Content-Length may be the serializer's framing: see `headers`.
+                value = _raw_field(raw[0], name.encode() + b":")
+                return default if value is None else value
+            hmap = self._hmap
+        return hmap.get(name, default)
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name``, in order."""
@@ -271,6 +290,11 @@ class Event:
             f"Event({self.qualified_name!r}, unique_id={self.unique_id!r}, "
             f"seq={self.sequence}, body={len(self.body)} chars)"
         )
+
+
+def _plain_name(name: str) -> bool:
+    """A header name :func:`_raw_field` can look up (no ``:`` or newline in it)."""
+    return ":" not in name and "\n" not in name
 
 
 def _to_int(name: str, value: str | None) -> int | None:

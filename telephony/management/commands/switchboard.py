@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import re
 import signal
@@ -129,6 +128,7 @@ class Command(BaseCommand):
     async def _run(self, host: str, port: int, explicit: list[Any], opts: dict[str, Any]) -> None:
         from routing.live import LiveBoard
         from routing.live_publish import publish
+        from telephony.callflow.gcpacer import GcPacer
         from telephony.callflow.switchboard import Switchboard
         from telephony.switchboard_db import config_version, load_directory
         from telephony.switchboard_store import DbSink, LeaderLock, dsn_from_settings
@@ -187,11 +187,9 @@ class Command(BaseCommand):
         with contextlib.suppress(TimeoutError):
             await sb.wait_nodes(5.0)
         await sb.adopt()
-        # Decision 0008: the engine makes no reference cycles; full collections of a long-lived
-        # world stall the loop (0.1-2 s measured under load), so freeze what start-up built
-        # and collect young objects less often.
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
+        # Decisions 0008/0011: freeze what start-up built; young collections paced by the
+        # loop (small, every 250 ms), middle and full ones on a timer (see GcPacer).
+        GcPacer().start()
         self.stdout.write(
             f"switchboard active: {len(nodes)} node(s) ({', '.join(n.name for n in nodes)}), "
             f"outbound socket {host}:{sb.server.port}, {len(directory.numbers)} numbers, "
