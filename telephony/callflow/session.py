@@ -263,12 +263,22 @@ class CallSession:
             await call.resume()
         except (ESLError, ConnectionLost):
             self.sb.stats["socket_setup_failed"] += 1
+            if self.resumed_answer_ms:
+                # A predecessor's caller who hung up as the socket resumed into ours: its
+                # stored progress stands and is closed from the CDRs (nothing new to record).
+                return
             self.summary.outcome, self.summary.cause = "failed", "socket_setup_failed"
             self._finish()
             return
         self._pump = asyncio.get_running_loop().create_task(
             self._events(), name=f"events {self.call_id}"
         )
+        if not await self.sb.wait_active():
+            # A standby that never became active: close the socket, the dialplan goes on (to
+            # an apology and hangup). Nothing to record: the call was never ours.
+            self.sb.stats["calls_refused_inactive"] += 1
+            self._stop_pump()
+            return
         try:
             await self._flow()
             await self.gone.wait()

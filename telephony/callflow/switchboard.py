@@ -457,6 +457,18 @@ class Switchboard:
             self.server.port,
         )
 
+    async def wait_active(self, timeout_s: float = 60.0) -> bool:
+        """A standby's calls wait here (their sockets set up, their events buffered) until it
+        is active; False if that did not happen within ``timeout_s`` (real seconds)."""
+        if self._active.is_set():
+            return True
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._active.wait()
+        except TimeoutError:
+            return False
+        return True
+
     async def _restore_engine(self, max_age_s: float) -> None:
         snap = await self.sink.load_engine_snapshot()
         if snap is None:
@@ -660,15 +672,6 @@ class Switchboard:
 
     # ---------------------------------------------------------------- calls
     async def _handle_call(self, call: OutboundCall) -> None:
-        if not self._active.is_set():
-            # A standby: hold the call until we are active. If that does not happen, close
-            # the socket: the dialplan goes on (to an apology and hangup).
-            try:
-                async with asyncio.timeout(self._real_seconds(60.0)):
-                    await self._active.wait()
-            except TimeoutError:
-                self.stats["calls_refused_inactive"] += 1
-                return
         session = self._session_cls(self, call)
         self.sessions[session.call_id] = session
         try:
