@@ -420,10 +420,14 @@ class OfferNoAnswer(Event):
 
 @dataclass(frozen=True, slots=True)
 class CallEnded(Event):
-    """The call hung up: after talking (answered) or, if still queued, an abandonment."""
+    """The call hung up: after talking (answered) or, if still queued, an abandonment.
+
+    ``ended_at``: when the switch hung it up, if the event reaches the engine later (the
+    hangup travelled through sockets and queues): the agent's wrap-up counts from it."""
 
     kind: ClassVar[str] = "call_ended"
     call_id: str
+    ended_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

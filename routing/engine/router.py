@@ -1112,21 +1112,32 @@ class Engine:
         if c is None:
             return
         if c.state == CONNECTED:
-            self._finish_connected(c, out, "answered")
+            self._finish_connected(c, out, "answered", since=ev.ended_at)
         else:
             self._caller_gone(c, out, "abandoned", "caller_left")
 
-    def _finish_connected(self, c: _Call, out: list[Decision], outcome: str) -> None:
+    def _finish_connected(
+        self, c: _Call, out: list[Decision], outcome: str, since: float | None = None
+    ) -> None:
         a = self._agents[c.agent_id or ""]
         self._estimator(c.queue_id).on_service_end(c.call_id, self.now)
         self._end(c, outcome)
         a.call_id = None
         q = self.queues[c.queue_id]
-        if q.wrap_up_s > 0:
+        if q.wrap_up_s <= 0:
+            self._after_work(a, out)
+        elif since is not None and 0 <= since < self.now:
+            # The hangup reached us late: the wrap-up began when the switch hung up.
+            self._set_state(a, WRAP_UP, out)
+            due = since + q.wrap_up_s
+            if due <= self.now:
+                self._after_work(a, out)
+            else:
+                seq = a.tseq = self._next()
+                heapq.heappush(self._timers, (due, seq, "wrap", [a.profile.agent_id, seq]))
+        else:
             self._set_state(a, WRAP_UP, out)
             a.tseq = self._schedule_agent_timer(q.wrap_up_s, "wrap", a)
-        else:
-            self._after_work(a, out)
 
     def _schedule_agent_timer(self, delay: float, kind: str, a: _Agent) -> int:
         """A wrap-up or penalty timer ``delay`` after now whose ref carries its own sequence

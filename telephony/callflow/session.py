@@ -1030,7 +1030,7 @@ class CallSession:
         if self.meter is not None:
             self.meter.agent_unbridged(self.t(at_ms), "agent_hangup")
         self.state = "after_agent"
-        self._engine_end()
+        self._engine_end(self.unbridge_ev or ev)
         await self._after_agent()
 
     async def _after_agent(self) -> None:
@@ -1460,13 +1460,16 @@ class CallSession:
             self.sb.stats["calls_closed_unseen"] += 1
             self._on_hangup(None)
 
-    def _engine_end(self) -> None:
+    def _engine_end(self, ended: Event | None = None) -> None:
+        """The engine's part of the call ends; ``ended``: the switch's event of that moment
+        (a hangup, an unbridge), so the agent's wrap-up counts from when it happened."""
         if not self.in_engine:
             return
         self.in_engine = False
         state = self.sb.engine.call_state(self.engine_id)
         if state == "connected":
-            self.sb.feed(CallEnded(self.now(), self.engine_id))
+            ended_at = ended.timestamp / 1e6 if ended is not None and ended.timestamp else None
+            self.sb.feed(CallEnded(self.now(), self.engine_id, ended_at=ended_at))
             if self.agent is not None:
                 self.sb.push(self.agent, {"kind": "ended", "call_id": self.call_id})
         elif state in ("waiting", "offered"):
@@ -1504,7 +1507,7 @@ class CallSession:
             self.summary.cause = self.summary.cause or "before_answer"
         else:
             self.summary.outcome = self.summary.outcome or "ivr"
-        self._engine_end()
+        self._engine_end(ev)
         segments: list[Any] = []
         if self.meter is not None and ev is None and self.meter.is_answered:
             # We never heard the hangup: leave the meter open; reconciliation closes it from

@@ -277,6 +277,27 @@ def test_a_waiting_callers_position_follows_the_queue_order() -> None:
     assert e.position("vip") is None and e.position("second") == 1
 
 
+def test_wrap_up_counts_from_the_switchs_hangup_when_the_event_comes_late() -> None:
+    e = make_engine([queue(wrap_up_s=10)], [agent("a")])
+    arrive(e, 0, "c1")
+    e.handle(OfferAnswered(0, "c1", "a"))
+    arrive(e, 30, "c2")
+    # Hung up at 50 on the switch; the event reaches the engine at 53.
+    assert offers(e.handle(CallEnded(53, "c1", ended_at=50.0))) == []
+    assert e.agent_state("a")[0] == "wrap_up"
+    assert offers(e.tick(59.9)) == []
+    assert offers(e.tick(60)) == [("c2", "a")]  # 50 + 10, not 53 + 10
+    # Later than the whole wrap-up: available at once; an ended_at after the event is ignored.
+    e.handle(OfferAnswered(61, "c2", "a"))
+    arrive(e, 62, "c3")
+    assert offers(e.handle(CallEnded(80, "c2", ended_at=65.0))) == [("c3", "a")]
+    e.handle(OfferAnswered(81, "c3", "a"))
+    arrive(e, 85, "c4")
+    e.handle(CallEnded(90, "c3", ended_at=95.0))
+    assert offers(e.tick(99.9)) == []
+    assert offers(e.tick(100)) == [("c4", "a")]  # 90 + 10
+
+
 def test_skill_relaxation_after_30_and_60_seconds() -> None:
     q = queue(skills=(("cards", 4),), relaxation=((30, 2), (60, 0)))
     e = make_engine([q], [agent("l1", cards=1), agent("l2", cards=2)])
