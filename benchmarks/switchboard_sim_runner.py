@@ -511,6 +511,13 @@ async def sampler(switch: Switch, out: dict[str, Any], stop: asyncio.Event) -> N
 async def main_async(args: argparse.Namespace) -> None:
     _wrap_write_event()
     _wrap_handles()
+    if os.environ.get("SIM_RUNNER_GC", "paced") == "paced":
+        # The simulator stands in for FreeSWITCH (C: no collector pauses). Its own Python GC
+        # pauses (0.2 s at times, the sim keeps every call's timings) would otherwise show up
+        # as platform latency; SIM_RUNNER_GC=default keeps CPython's stock collector.
+        from telephony.callflow.gcpacer import GcPacer  # noqa: PLC0415
+
+        GcPacer().start()
     clock = VirtualClock(speed=1.0)
     if args.indexed_fanout:  # the load generator's two speed-ups go together
         _use_fast_url_encode()
