@@ -553,6 +553,7 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
     recorded = set(sink.calls)
     internal_cmd = list(sb.command_latency)
     internal_dispatch = list(sb.dispatch_latency)
+    snapshot_ms = sorted(x * 1000 for x in sb.snapshot_seconds)
     logging.getLogger("telephony").setLevel(logging.CRITICAL)
     await sb.stop()
     logging.getLogger("telephony").setLevel(logging.WARNING)
@@ -604,6 +605,7 @@ async def run_scenario(sc: Scenario, *, indexed: bool = True, gc_tuned: bool = F
         "recorded_ids": sorted(recorded),
         "outcomes": outcomes,
         "stats": stats,
+        "snapshot_ms": snapshot_ms,
         "cpu": cpu,
         "cpu_user": times1.user - times0.user,
         "cpu_sys": times1.system - times0.system,
@@ -729,6 +731,11 @@ def print_run(r: dict[str, Any]) -> None:
     odd = {k: v for k, v in r["stats"].items() if k not in ("node_events",)}
     if odd:
         print(f"switchboard counters: {dict(sorted(odd.items()))}")
+    snaps = r.get("snapshot_ms") or []
+    if snaps:
+        # Taken on the loop every 5 s (the engine's one writer): what a standby restores.
+        print(f"engine snapshots: {len(snaps)}, on the loop p50 {snaps[len(snaps) // 2]:.1f} ms, "
+              f"max {snaps[-1]:.1f} ms")  # fmt: skip
     gcs = r["gc"]
     g2 = [d for g, d in gcs if g == 2]
     print(

@@ -188,6 +188,7 @@ async def bench(args: argparse.Namespace) -> None:
     # (talk 40-90 s): give it time.
     await asyncio.sleep(args.observe)
     served = sum(1 for o in outcomes[after:] if o.bridged_at is not None)
+    still_waiting = sum(1 for o in outcomes[after:] if o.bridged_at is None and o.ended_at is None)
     waiting_served = sum(1 for o in outcomes if o.uuid in waiting and o.bridged_at is not None)
     print(f"bench_takeover: {args.calls} calls at {args.cps}/s, {args.agents} agents, real time")
     print(
@@ -205,6 +206,7 @@ async def bench(args: argparse.Namespace) -> None:
     )
     print(
         f"  calls placed after the takeover served by an agent within {args.observe:.0f} s: {served} of 10"
+        f" ({still_waiting} still waiting in the queue, behind the callers carried over)"
     )
     standby.kill()
     await standby.wait()
