@@ -83,3 +83,19 @@ def stored_recording(cast, policy, store, node_dir):  # type: ignore[no-untyped-
     with schema_context("alpha"):
         recording.refresh_from_db()
     return recording
+
+
+@pytest.fixture
+def switch(settings):  # type: ignore[no-untyped-def]
+    """The switchboard behind the recording API, faked on the channel layer (see fakes.py)."""
+    from tests.recordings.fakes import FakeSwitchboardLayer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "tests.recordings.fakes.FakeSwitchboardLayer"}
+    }
+    FakeSwitchboardLayer.mode = "ok"
+    FakeSwitchboardLayer.message = ""
+    FakeSwitchboardLayer.received = []
+    yield FakeSwitchboardLayer
+    FakeSwitchboardLayer.received = []
+    FakeSwitchboardLayer.message = ""

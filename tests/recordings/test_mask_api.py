@@ -12,19 +12,6 @@ from recordings.models import Recording
 from tenants.models import AuditEvent
 from tests.conftest import A_HOST, PROVIDER_HOST, site
 from tests.recordings.conftest import T0_MS, switch_path
-from tests.recordings.fakes import FakeSwitchboardLayer
-
-
-@pytest.fixture
-def switch(settings):  # type: ignore[no-untyped-def]
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "tests.recordings.fakes.FakeSwitchboardLayer"}
-    }
-    FakeSwitchboardLayer.mode = "ok"
-    FakeSwitchboardLayer.message = ""
-    FakeSwitchboardLayer.received = []
-    yield FakeSwitchboardLayer
-    FakeSwitchboardLayer.received = []
 
 
 @pytest.fixture

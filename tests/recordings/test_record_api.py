@@ -16,22 +16,8 @@ from recordings.actions import do_register_recording
 from tenants.models import AuditEvent
 from tests.conftest import A_HOST, PROVIDER_HOST, site
 from tests.recordings.conftest import T0_MS, switch_path
-from tests.recordings.fakes import FakeSwitchboardLayer
 
 URL = "/api/calls/live-1/recording/start"
-
-
-@pytest.fixture
-def switch(settings):  # type: ignore[no-untyped-def]
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "tests.recordings.fakes.FakeSwitchboardLayer"}
-    }
-    FakeSwitchboardLayer.mode = "ok"
-    FakeSwitchboardLayer.message = ""
-    FakeSwitchboardLayer.received = []
-    yield FakeSwitchboardLayer
-    FakeSwitchboardLayer.received = []
-    FakeSwitchboardLayer.message = ""
 
 
 def _call(schema: str, call_id: str, ended: bool = False) -> None:
