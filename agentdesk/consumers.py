@@ -43,6 +43,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from agentdesk.access import caller_masked, certified_tenant, console_agent, mask_number
+from ccplatform.ws_access import accept_signed_in
 
 __all__ = [
     "CONTROL_GROUP",
@@ -210,16 +211,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         self.inflight: tuple[str, asyncio.Future[dict[str, Any]]] | None = None
         self.calls: dict[str, str] = {}  # call id -> client schema, from pushes and snapshots
         self.mask_cache: dict[str, tuple[float, bool]] = {}
-        # Accept first, then close with a reason: a browser sees the close code only on an
-        # open socket (a refused handshake is a bare 1006), and the page stops retrying.
-        await self.accept()
-        tenant = self.scope.get("tenant")
-        if tenant is None or not tenant.is_provider:
-            await self.close(code=4404)
-            return
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        user = await accept_signed_in(self, provider_site=True)
+        if user is None:
             return
         found = await _agent_of(user)
         if found is None:

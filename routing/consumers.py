@@ -25,6 +25,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from ccplatform.ws_access import accept_signed_in
 from routing.live import PROVIDER_STREAM
 from routing.live_publish import group_name, load_snapshot
 
@@ -77,16 +78,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.group: str | None = None
         self.epoch: str | None = None
         self.seq = 0
-        # Accept first, then close with a reason: a browser sees the close code only on an
-        # open socket (a refused handshake is a bare 1006), and the page stops retrying.
-        await self.accept()
-        tenant = self.scope.get("tenant")
-        if tenant is None or not tenant.is_provider:
-            await self.close(code=4404)
-            return
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        user = await accept_signed_in(self, provider_site=True)
+        if user is None:
             return
         if await _provider_role(user) not in LIVE_ROLES:
             await self.close(code=4403)
@@ -155,15 +148,10 @@ class PortalLiveConsumer(LiveConsumer):
         self.epoch = None
         self.seq = 0
         self._beats: asyncio.Task[None] | None = None
-        await self.accept()
-        tenant = self.scope.get("tenant")
-        if tenant is None or tenant.is_provider:
-            await self.close(code=4404)
+        user = await accept_signed_in(self, provider_site=False)
+        if user is None:
             return
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
-            return
+        tenant = self.scope["tenant"]
         if await _client_role(user, tenant) not in PORTAL_LIVE_ROLES:
             await self.close(code=4403)
             return
