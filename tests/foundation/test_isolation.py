@@ -76,7 +76,18 @@ def a_objects(cast, in_schema):  # type: ignore[no-untyped-def]
     billing.do_record_segments(cast.a, list(demo_call("alpha", 1, start)))
     invoice = billing.do_finalize_invoice(billing.do_prepare_invoice(cast.a, date(2026, 3, 1)))
     tasks.render_invoice_pdf_task(invoice_id=invoice.pk)
+    # One of A's calls (the portal's call history).
+    from calls.actions import do_record_call
+    from telephony.callflow.meter import CallMeter
+
+    call_id = "7d2f0c4e-5a1b-4c3d-9e8f-a1b2c3d4e5f6"
+    meter = CallMeter("alpha", call_id, call_id, "direct", "fs-1")
+    meter.answered(start)
+    meter.enter_queue(start + 10_000, "alpha-general")
+    meter.hangup(start + 40_000, "NORMAL_CLEARING")
+    do_record_call(cast.a, {"caller_number": "+380501112233", "started_ms": start}, meter)
     return {
+        "call_id": call_id,  # type: ignore[dict-item]
         "invoice_id": invoice.pk,
         "contact_id": contact.pk,
         "invitation_id": invitation.pk,
