@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connection
 
 from tests.conftest import PROVIDER_HOST
 
@@ -45,3 +46,20 @@ async def closed_with(communicator: WebsocketCommunicator) -> int | None:
     message = await communicator.receive_output(timeout=5)
     assert message["type"] == "websocket.close"
     return message.get("code")
+
+
+def postgres_layer_config() -> dict[str, object]:
+    """The PostgreSQL channel layer's settings, pointed at the test database (after
+    ``django_db_setup``)."""
+    db = connection.settings_dict
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": db["NAME"],
+        "USER": db["USER"],
+        "PASSWORD": db["PASSWORD"] or "",
+        "HOST": db["HOST"],
+        "PORT": db["PORT"],
+        "TIME_ZONE": None,
+        "OPTIONS": {},
+        "PSYCOPG_OPTIONS": {"min_size": 1, "max_size": 2},
+    }

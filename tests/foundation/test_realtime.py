@@ -15,6 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connection
 
 from ccplatform.asgi import application
+from tests.ws_helpers import postgres_layer_config
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "tenant.alpha.wallboard"
@@ -28,22 +29,6 @@ async def main():
     await PostgresChannelLayer(**config).group_send(sys.argv[2], {"type": "queue.update", "seq": 7, "from": "other process"})
 asyncio.run(main())
 """
-
-
-def _postgres_layer_config() -> dict[str, object]:
-    """The postgres layer's settings, pointed at the test database (django_db_setup ran)."""
-    db = connection.settings_dict
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": db["NAME"],
-        "USER": db["USER"],
-        "PASSWORD": db["PASSWORD"] or "",
-        "HOST": db["HOST"],
-        "PORT": db["PORT"],
-        "TIME_ZONE": None,
-        "OPTIONS": {},
-        "PSYCOPG_OPTIONS": {"min_size": 1, "max_size": 2},
-    }
 
 
 @pytest.fixture
@@ -61,7 +46,7 @@ async def test_postgres_layer_carries_group_messages_between_processes(test_data
             **connection.settings_dict,
             "ENGINE": "django.db.backends.postgresql",
         }
-    config = _postgres_layer_config()
+    config = postgres_layer_config()
     receiver = PostgresChannelLayer(**config)
     channel = await receiver.new_channel()
     try:

@@ -9,21 +9,7 @@ import pytest
 from django.db import connection
 
 from recordings import switchboard
-
-
-def _postgres_layer_config() -> dict[str, object]:
-    db = connection.settings_dict
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": db["NAME"],
-        "USER": db["USER"],
-        "PASSWORD": db["PASSWORD"] or "",
-        "HOST": db["HOST"],
-        "PORT": db["PORT"],
-        "TIME_ZONE": None,
-        "OPTIONS": {},
-        "PSYCOPG_OPTIONS": {"min_size": 1, "max_size": 2},
-    }
+from tests.ws_helpers import postgres_layer_config
 
 
 @pytest.fixture
@@ -34,7 +20,7 @@ def postgres_layer(django_db_setup, django_db_blocker, settings):  # type: ignor
                 **connection.settings_dict,
                 "ENGINE": "django.db.backends.postgresql",
             }
-        config = _postgres_layer_config()
+        config = postgres_layer_config()
         settings.CHANNEL_LAYERS = {
             "default": {"BACKEND": "channels_postgres.core.PostgresChannelLayer", "CONFIG": config}
         }
