@@ -264,8 +264,7 @@ class CallSession:
         except (ESLError, ConnectionLost):
             self.sb.stats["socket_setup_failed"] += 1
             if self.resumed_answer_ms:
-                # A predecessor's caller who hung up as the socket resumed into ours: its
-                # stored progress stands and is closed from the CDRs (nothing new to record).
+                await self._resumed_caller_gone()
                 return
             self.summary.outcome, self.summary.cause = "failed", "socket_setup_failed"
             self._finish()
@@ -439,6 +438,30 @@ class CallSession:
         else:
             entry = entry_menu or plan.entry_menu
             await self._run_actions(f"menu:{entry}" if entry else f"queue:{queue_id}", queue_id)
+
+    async def _resumed_caller_gone(self) -> None:
+        """A predecessor's caller who hung up as the socket resumed into ours. Its stored
+        progress, if any, stands and is closed from the CDRs; if the predecessor died before
+        storing even the answer, the call is recorded here, answered (the switch says when)
+        and left open: reconciliation closes it from the CDRs (the only thing a call does
+        before its first stored transition is the IVR)."""
+        route = self.sb.directory.route(self.did)
+        if route is None:
+            return
+        plan = self.sb.directory.tenants[route.tenant_id]
+        with contextlib.suppress(Exception):
+            if await self.sb.sink.load_progress(plan.tenant_id, self.call_id):
+                return
+        self.plan = plan
+        self.summary.tenant_id = plan.tenant_id
+        self.meter = CallMeter(
+            plan.tenant_id, self.call_id, self.call_id, self.summary.origin, self.node
+        )
+        self.meter.answered(self.resumed_answer_ms)
+        self.answered_ms = self.summary.answered_ms = self.resumed_answer_ms
+        self.state = "ivr"
+        self.sb.stats["resumed_calls_left_for_cdrs"] += 1
+        self._finish()
 
     def _engine_ids(self) -> list[str]:
         """The ids this call may have had in the engine (``#n`` after transfers)."""
